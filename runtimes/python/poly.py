@@ -1,0 +1,175 @@
+"""wws Python polyfill: the worker API (Request, Response, Cache) and the stdio protocol.
+
+The wrapper imports this module before the worker's source (`from poly import *`) and calls
+`main(worker)` after it. The API is the one of the original Wasm Workers Server, so workers
+written for it run unchanged; see runtimes/README.md for the user documentation.
+
+Protocol: one request JSON object on stdin, one response JSON object on stdout. While this
+module is loaded, `sys.stdout` points at stderr, so `print()` in a worker goes to the server log
+and can never corrupt the response; the response is written to the real stdout at the end.
+With `WWS_REUSE=1` the module serves a sequence of length-prefixed requests instead (one
+instance, many requests; framing in runtimes/README.md).
+"""
+
+# `sys`, `json` and `base64` are imported at module level on purpose: the original polyfill did
+# the same, so workers written for it may use them through `from poly import *`.
+import sys, json, base64, os
+
+# The response channel. Nothing else may write to it.
+_channel = sys.stdout.buffer
+sys.stdout = sys.stderr
+
+
+class Cache:
+    """The worker's key/value namespace: a snapshot in, the new state out. Keys and values are strings."""
+
+    store = {}
+
+    @classmethod
+    def init(cls, kv):
+        cls.store = dict(kv or {})
+
+    @classmethod
+    def dump(cls):
+        return cls.store
+
+    @classmethod
+    def get(cls, key):
+        return cls.store.get(str(key))
+
+    @classmethod
+    def set(cls, key, value):
+        cls.store[str(key)] = str(value)
+
+    @classmethod
+    def delete(cls, key):
+        cls.store.pop(str(key), None)
+
+
+class Request:
+    """The incoming HTTP request.
+
+    `body` is a `str`, or `bytes` when the request body was not valid UTF-8. `headers` maps
+    lower-case names to values; `params` holds the dynamic route segments (`[id]` -> `params["id"]`).
+    """
+
+    def __init__(self, input):
+        self.method = input.get("method", "GET")
+        self.url = input.get("url", "")
+        self.headers = input.get("headers") or {}
+        self.params = input.get("params") or {}
+        body = input.get("body") or ""
+        if input.get("base64"):
+            body = base64.b64decode(body)
+        self.body = body
+
+
+class Response:
+    """What a worker returns: `Response(body, status_code=200, headers={})`.
+
+    `body` may be `str`, `bytes` (sent as is), a `dict` or `list` (sent as JSON), or None.
+    A header value may be a list to send the header several times (e.g. `Set-Cookie`).
+    The attributes `body`, `status_code` and `headers` can also be changed after creation.
+    """
+
+    def __init__(self, body="", status_code=200, headers=None):
+        self.body = body
+        self.status_code = status_code
+        self.headers = dict(headers) if headers else {}
+
+    def to_dict(self):
+        """The response as the output object of the wws protocol, without `kv`."""
+        headers = {}
+        for name, value in self.headers.items():
+            if isinstance(value, (list, tuple)):
+                headers[str(name)] = [str(v) for v in value]
+            else:
+                headers[str(name)] = str(value)
+
+        body = self.body
+        encoded = False
+        if body is None:
+            body = ""
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            body = base64.b64encode(body).decode("ascii")
+            encoded = True
+        elif isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            if not any(name.lower() == "content-type" for name in headers):
+                headers["content-type"] = "application/json"
+        elif not isinstance(body, str):
+            body = str(body)
+
+        return {"data": body, "base64": encoded, "status": int(self.status_code), "headers": headers}
+
+    def to_json(self):
+        """The complete output object as JSON text (kept from the original polyfill)."""
+        out = self.to_dict()
+        out["kv"] = Cache.dump()
+        return json.dumps(out)
+
+
+def handle(worker, input):
+    """Run `worker` on one request object and return the output object (`data`, `status`, ...)."""
+    Cache.init(input.get("kv"))
+    sys.stdout = sys.stderr
+    res = worker(Request(input))
+    if isinstance(res, (str, bytes, bytearray)):
+        res = Response(res)
+    if not isinstance(res, Response):
+        raise TypeError(f"worker(req) must return a Response, not {type(res).__name__}")
+    out = res.to_dict()
+    out["kv"] = Cache.dump()
+    return out
+
+
+def _write(data):
+    _channel.write(data)
+    _channel.flush()
+
+
+def _fail():
+    """Print the exception being handled to stderr and end the process with status 1."""
+    import traceback
+
+    traceback.print_exc()
+    sys.stderr.flush()
+    sys.exit(1)
+
+
+def _serve_once(worker):
+    try:
+        out = handle(worker, json.loads(sys.stdin.buffer.read()))
+    except Exception:
+        _fail()
+    _write(json.dumps(out).encode())
+
+
+def _serve_loop(worker):
+    """Reuse mode: `<length>\\n<json>` frames in and out until stdin ends."""
+    stdin = sys.stdin.buffer
+    while True:
+        header = stdin.readline()
+        if not header:
+            return
+        try:
+            size = int(header)
+            payload = stdin.read(size)
+            if len(payload) != size:
+                raise EOFError(f"request frame truncated: {len(payload)} of {size} bytes")
+            out = json.dumps(handle(worker, json.loads(payload))).encode()
+        except Exception:
+            _fail()
+        _write(b"%d\n%s" % (len(out), out))
+        sys.stderr.flush()
+
+
+def main(worker):
+    """Entry point called by the wrapper with the worker's `worker` function (or None)."""
+    if not callable(worker):
+        print("wws: the worker must define a function `worker(req)` that returns a Response", file=sys.stderr)
+        sys.exit(1)
+    if os.environ.get("WWS_REUSE") == "1":
+        _serve_loop(worker)
+    else:
+        _serve_once(worker)
