@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::RouterError;
 use crate::prefix::normalize_prefix;
-use crate::request::{decode, segment_eq, segments};
+use crate::request::{decode, segment_eq};
 use crate::segment::Segment;
 
 /// Kind of route, by its most dynamic segment. Routes sort by kind first: static, dynamic, tail.
@@ -121,52 +121,46 @@ impl Route {
         }
     }
 
-    /// Whether a raw request path with `count` non-empty segments is served by this route.
+    /// Whether a request, given as its raw non-empty segments, is served by this route.
     ///
     /// Static and dynamic routes need exactly as many segments; a tail route at least as many
     /// (see [`Route::min_segments`]). Literal segments compare against the percent-decoded request.
-    pub(crate) fn matches(&self, path: &str, count: usize) -> bool {
+    pub(crate) fn matches(&self, request: &[&str]) -> bool {
         let fits = match self.kind {
-            RouteKind::Static | RouteKind::Dynamic => count == self.segments.len(),
-            RouteKind::Tail => count >= self.min_segments(),
+            RouteKind::Static | RouteKind::Dynamic => request.len() == self.segments.len(),
+            RouteKind::Tail => request.len() >= self.min_segments(),
         };
         fits && self
             .segments
             .iter()
-            .zip(segments(path))
+            .zip(request)
             .all(|(segment, raw)| match segment {
                 Segment::Static(literal) => segment_eq(raw, literal),
                 Segment::Dynamic(_) | Segment::Tail(_) => true,
             })
     }
 
-    /// The decoded parameter values of a path that [`Route::matches`] accepted.
+    /// The decoded parameter values of a request that [`Route::matches`] accepted.
     ///
     /// A catch-all's value is the rest of the path without its leading slash (slashes merged,
     /// no trailing slash), e.g. `any/catch/all`; at the root it is empty.
-    pub(crate) fn params(&self, path: &str) -> Vec<(String, String)> {
+    pub(crate) fn params(&self, request: &[&str]) -> Vec<(String, String)> {
         if self.kind == RouteKind::Static {
             return Vec::new();
         }
         let mut params = Vec::new();
-        let mut raw = segments(path);
-        for segment in &self.segments {
+        for (position, segment) in self.segments.iter().enumerate() {
             match segment {
-                Segment::Static(_) => {
-                    raw.next();
-                }
+                Segment::Static(_) => {}
                 Segment::Dynamic(name) => {
-                    let value = raw.next().map(decode).unwrap_or_default();
+                    let value = request
+                        .get(position)
+                        .map(|raw| decode(raw))
+                        .unwrap_or_default();
                     params.push((name.clone(), value));
                 }
                 Segment::Tail(name) => {
-                    let mut rest = String::new();
-                    for piece in raw.by_ref() {
-                        if !rest.is_empty() {
-                            rest.push('/');
-                        }
-                        rest.push_str(piece);
-                    }
+                    let rest = request.get(position..).unwrap_or_default().join("/");
                     params.push((name.clone(), decode(&rest)));
                 }
             }

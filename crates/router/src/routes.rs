@@ -6,13 +6,18 @@ use std::path::PathBuf;
 
 use crate::error::RouterError;
 use crate::prefix::normalize_prefix;
-use crate::request::{segments, strip_query};
-use crate::route::Route;
+use crate::request::{static_key, strip_query, with_segments};
+use crate::route::{Route, RouteKind};
 
 /// All routes of a project, in priority order (spec §2.4).
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
     routes: Vec<Route>,
+    /// Static patterns (`/a/b`, root `/`) to their index: they come first in priority order and
+    /// match exactly, so one lookup replaces scanning them.
+    statics: HashMap<String, usize>,
+    /// Index of the first dynamic or tail route: where the linear scan starts.
+    first_dynamic: usize,
 }
 
 /// The route chosen for a request and the request's parameter values.
@@ -65,7 +70,20 @@ impl Routes {
 
         let mut routes = routes;
         routes.sort_by(Route::priority_cmp);
-        Ok(Routes { routes })
+        let first_dynamic = routes
+            .iter()
+            .position(|route| route.kind != RouteKind::Static)
+            .unwrap_or(routes.len());
+        let statics = routes[..first_dynamic]
+            .iter()
+            .enumerate()
+            .map(|(index, route)| (route.path.clone(), index))
+            .collect();
+        Ok(Routes {
+            routes,
+            statics,
+            first_dynamic,
+        })
     }
 
     /// The routes in priority order: the order `find` tries them.
@@ -97,20 +115,30 @@ impl Routes {
     /// compare with the percent-decoded request; parameter values are percent-decoded (invalid
     /// UTF-8 becomes U+FFFD); a catch-all's value is the rest of the path without its leading
     /// slash. The first route in priority order that matches wins. Requests outside the prefix
-    /// match nothing. Costs one pass to count segments, then a comparison per route whose length
-    /// fits; it allocates only the parameter values.
+    /// match nothing. Cost: the path is split once (on the stack); static routes are one hash
+    /// lookup, then dynamic and catch-all routes are scanned in order, rejected by segment count
+    /// first. It allocates only the parameter values (and a key for paths with `%`, `//` or a
+    /// trailing slash).
     pub fn find(&self, path: &str) -> Option<Match<'_>> {
         let path = strip_query(path);
-        let count = segments(path).count();
-        self.routes
-            .iter()
-            .enumerate()
-            .find(|(_, route)| route.matches(path, count))
-            .map(|(index, route)| Match {
+        with_segments(path, |request| {
+            let static_hit = if self.statics.is_empty() {
+                None
+            } else {
+                static_key(path, request).and_then(|key| self.statics.get(key.as_ref()).copied())
+            };
+            let index = static_hit.or_else(|| {
+                let dynamic = self.routes.get(self.first_dynamic..).unwrap_or_default();
+                let offset = dynamic.iter().position(|route| route.matches(request))?;
+                Some(self.first_dynamic + offset)
+            })?;
+            let route = self.routes.get(index)?;
+            Some(Match {
                 route,
                 index,
-                params: route.params(path),
+                params: route.params(request),
             })
+        })
     }
 }
 
@@ -120,5 +148,76 @@ impl<'a> IntoIterator for &'a Routes {
 
     fn into_iter(self) -> Self::IntoIter {
         self.routes.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Routes;
+    use crate::request::{segments, strip_query};
+    use std::path::PathBuf;
+
+    /// The static lookup table must pick exactly what a plain scan in priority order picks.
+    #[test]
+    fn static_lookup_agrees_with_a_full_scan() {
+        let files = [
+            "index.js",
+            "about.js",
+            "hello world.js",
+            "100%.js",
+            "a/b/c.js",
+            "a/[x]/c.js",
+            "[id].js",
+            "a/[...rest].js",
+            "[...all].js",
+        ];
+        let words = [
+            "",
+            "a",
+            "b",
+            "c",
+            "about",
+            "hello%20world",
+            "100%",
+            "100%25",
+            "%2F",
+            "%FF",
+            "x",
+        ];
+        for prefix in ["", "app"] {
+            let routes =
+                Routes::new(files.iter().map(PathBuf::from).collect(), prefix).expect("routes");
+            let mut paths = vec![String::new()];
+            for _ in 0..3 {
+                let mut longer = Vec::new();
+                for path in &paths {
+                    for word in words {
+                        longer.push(format!("{path}/{word}"));
+                        longer.push(format!("{path}//{word}/"));
+                    }
+                }
+                paths.extend(longer);
+            }
+            for path in &paths {
+                let request: Vec<&str> = segments(strip_query(path)).collect();
+                let scanned = routes
+                    .routes
+                    .iter()
+                    .position(|route| route.matches(&request));
+                let found = routes.find(path).map(|found| found.index);
+                assert_eq!(found, scanned, "prefix {prefix:?}, request {path:?}");
+                let prefixed = format!("/app{path}");
+                let request: Vec<&str> = segments(&prefixed).collect();
+                let scanned = routes
+                    .routes
+                    .iter()
+                    .position(|route| route.matches(&request));
+                assert_eq!(
+                    routes.find(&prefixed).map(|f| f.index),
+                    scanned,
+                    "{prefixed:?}"
+                );
+            }
+        }
     }
 }

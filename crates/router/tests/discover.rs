@@ -251,3 +251,16 @@ fn empty_project_finds_nothing() {
     let dir = tree(&[]);
     assert!(found(dir.path(), &["js", "wasm"], &[]).is_empty());
 }
+
+/// The `_` and `public` rules apply below the root, not to the root's own name.
+#[test]
+fn root_name_does_not_count() {
+    let dir = tree(&["_project/index.js", "public/index.js", ".git/index.js"]);
+    for root in ["_project", "public", ".git"] {
+        assert_eq!(
+            found(&dir.path().join(root), &["js"], &[]),
+            sorted(&["index.js"]),
+            "root {root}"
+        );
+    }
+}
