@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::error::RouterError;
 use crate::prefix::normalize_prefix;
-use crate::request::{static_key, strip_query, with_segments};
+use crate::request::{segment_eq, static_key, strip_query, with_segments};
 use crate::route::{Route, RouteKind};
 
 /// All routes of a project, in priority order (spec §2.4).
@@ -18,6 +18,8 @@ pub struct Routes {
     statics: HashMap<String, usize>,
     /// Index of the first dynamic or tail route: where the linear scan starts.
     first_dynamic: usize,
+    /// The normalized `--prefix` (`/app`, or empty).
+    prefix: String,
 }
 
 /// The route chosen for a request and the request's parameter values.
@@ -51,24 +53,11 @@ impl Routes {
     pub fn new(mut files: Vec<PathBuf>, prefix: &str) -> Result<Routes, RouterError> {
         files.sort();
         let prefix = normalize_prefix(prefix);
-        let routes = files
+        let mut routes = files
             .into_iter()
             .map(|file| Route::new(file, &prefix))
             .collect::<Result<Vec<_>, _>>()?;
-
-        let mut seen = HashMap::with_capacity(routes.len());
-        for route in &routes {
-            if let Some(first) = seen.insert(route.shape(), route) {
-                return Err(RouterError::Collision {
-                    route: route.path.clone(),
-                    first: first.file.clone(),
-                    second: route.file.clone(),
-                });
-            }
-        }
-        drop(seen);
-
-        let mut routes = routes;
+        refuse_collisions(&routes)?;
         routes.sort_by(Route::priority_cmp);
         let first_dynamic = routes
             .iter()
@@ -83,12 +72,37 @@ impl Routes {
             routes,
             statics,
             first_dynamic,
+            prefix,
         })
     }
 
     /// The routes in priority order: the order `find` tries them.
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter()
+    }
+
+    /// The normalized prefix every route starts with (`/app`), or the empty string.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The rest of a raw request path after the prefix, starting with `/` (`/app/x/` gives
+    /// `/x/`, `/app` gives `/`), or `None` when the request is outside the prefix.
+    ///
+    /// For whatever serves the request relative to the mount point, e.g. static files in
+    /// `public/` (the original looked those up with the prefix still on, spec §2.6). Slashes
+    /// are handled as in [`Routes::find`]; the rest is returned raw (not decoded).
+    pub fn strip_prefix<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let mut rest = path;
+        for literal in self.prefix.split('/').filter(|part| !part.is_empty()) {
+            let trimmed = rest.trim_start_matches('/');
+            let end = trimmed.find('/').unwrap_or(trimmed.len());
+            if !segment_eq(trimmed.get(..end)?, literal) {
+                return None;
+            }
+            rest = trimmed.get(end..)?;
+        }
+        Some(if rest.is_empty() { "/" } else { rest })
     }
 
     /// How many routes there are.
@@ -140,6 +154,21 @@ impl Routes {
             })
         })
     }
+}
+
+/// Fail on the first two routes of one shape (in file order), naming both files.
+fn refuse_collisions(routes: &[Route]) -> Result<(), RouterError> {
+    let mut seen = HashMap::with_capacity(routes.len());
+    for route in routes {
+        if let Some(first) = seen.insert(route.shape(), route) {
+            return Err(RouterError::Collision {
+                route: route.path.clone(),
+                first: first.file.clone(),
+                second: route.file.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl<'a> IntoIterator for &'a Routes {

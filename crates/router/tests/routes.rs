@@ -198,6 +198,29 @@ fn prefix_applies_to_every_route_and_its_root() {
 }
 
 #[test]
+fn strip_prefix_gives_the_path_below_the_mount_point() {
+    let routes = routes(&["index.js"], "/app/test/");
+    assert_eq!(routes.prefix(), "/app/test");
+    for (request, rest) in [
+        ("/app/test", Some("/")),
+        ("/app/test/", Some("/")),
+        ("/app/test/main.css", Some("/main.css")),
+        ("//app//test//a/b/", Some("//a/b/")),
+        ("/app/te%73t/x", Some("/x")),
+        ("/app/tests/x", None),
+        ("/app", None),
+        ("/", None),
+        ("", None),
+    ] {
+        assert_eq!(routes.strip_prefix(request), rest, "request {request:?}");
+    }
+    let bare = self::routes(&["index.js"], "");
+    assert_eq!(bare.prefix(), "");
+    assert_eq!(bare.strip_prefix("/a/b"), Some("/a/b"));
+    assert_eq!(bare.strip_prefix(""), Some("/"));
+}
+
+#[test]
 fn catch_all_under_a_prefix_serves_the_prefix_root() {
     let routes = routes(&["[...all].js"], "/app/test");
     let found = routes.find("/app/test/").expect("match");
