@@ -1,0 +1,292 @@
+//! `.wws.toml`: the runtimes a project uses, with their full metadata and repository, so that a
+//! fresh checkout can install exactly the same files (spec §6.4). A file that cannot be read or
+//! parsed is an error naming it; it is never ignored and never overwritten. Saving is atomic:
+//! a temporary file in the project folder, then a rename.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::metadata::Runtime;
+
+/// File name of the project configuration.
+pub const FILE_NAME: &str = ".wws.toml";
+/// Prefix of the temporary file a save writes before renaming it over `.wws.toml`.
+pub(crate) const TEMP_PREFIX: &str = ".wws.toml.";
+/// Suffix of that temporary file.
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+
+/// The content of `.wws.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectConfig {
+    /// Format version; 1 today.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// Repositories runtimes were installed from, each with its runtimes.
+    #[serde(default)]
+    pub repositories: Vec<RepositoryEntry>,
+}
+
+/// One `[[repositories]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryEntry {
+    /// Local label: the folder under `.wws/runtimes/`.
+    pub name: String,
+    /// Where the index was fetched from (informational: runtimes keep their own file URLs).
+    pub url: String,
+    /// Installed runtimes, full metadata as in the index.
+    #[serde(default)]
+    pub runtimes: Vec<Runtime>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for ProjectConfig {
+    fn default() -> Self {
+        Self {
+            version: 1,
+            repositories: Vec::new(),
+        }
+    }
+}
+
+impl ProjectConfig {
+    /// Path of `.wws.toml` in `project`.
+    pub fn path(project: &Path) -> PathBuf {
+        project.join(FILE_NAME)
+    }
+
+    /// Reads `.wws.toml` of `project`; a missing file is an empty configuration.
+    pub fn load(project: &Path) -> anyhow::Result<Self> {
+        let path = Self::path(project);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("cannot read {}", path.display()))
+                );
+            }
+        };
+        Self::parse(&text).with_context(|| {
+            format!(
+                "{} is not a valid project file; fix it or remove it (it was left untouched)",
+                path.display()
+            )
+        })
+    }
+
+    /// Parses `.wws.toml` text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Writes `.wws.toml` atomically: a temporary file beside it, flushed, then renamed over it.
+    pub fn save(&self, project: &Path) -> anyhow::Result<()> {
+        let path = Self::path(project);
+        let text = toml::to_string_pretty(self).context("cannot serialise the project file")?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
+            .tempfile_in(project)
+            .with_context(|| format!("cannot create a temporary file in {}", project.display()))?;
+        temp.write_all(text.as_bytes())
+            .and_then(|()| temp.as_file().sync_all())
+            .with_context(|| format!("cannot write {}", temp.path().display()))?;
+        temp.persist(&path).map_err(|e| {
+            anyhow::Error::new(e.error).context(format!("cannot replace {}", path.display()))
+        })?;
+        Ok(())
+    }
+
+    /// Every runtime with the name of its repository, in file order.
+    pub fn runtimes(&self) -> impl Iterator<Item = (&str, &Runtime)> {
+        self.repositories
+            .iter()
+            .flat_map(|repo| repo.runtimes.iter().map(move |rt| (repo.name.as_str(), rt)))
+    }
+
+    /// The runtime `name` `version` of repository `repo`, if listed.
+    pub fn find(&self, repo: &str, name: &str, version: &str) -> Option<&Runtime> {
+        self.runtimes()
+            .find(|(r, rt)| *r == repo && rt.name == name && rt.version == version)
+            .map(|(_, rt)| rt)
+    }
+
+    /// Records `runtime` under repository `repo` (created with `url` when new; its URL is
+    /// updated when it changed). An entry with the same name and version is replaced, never
+    /// duplicated (the original appended blindly).
+    pub fn add_runtime(&mut self, repo: &str, url: &str, runtime: Runtime) {
+        let index = match self.repositories.iter().position(|r| r.name == repo) {
+            Some(i) => i,
+            None => {
+                self.repositories.push(RepositoryEntry {
+                    name: repo.into(),
+                    url: url.into(),
+                    runtimes: Vec::new(),
+                });
+                self.repositories.len() - 1
+            }
+        };
+        let entry = &mut self.repositories[index];
+        entry.url = url.into();
+        match entry
+            .runtimes
+            .iter_mut()
+            .find(|r| r.name == runtime.name && r.version == runtime.version)
+        {
+            Some(existing) => *existing = runtime,
+            None => entry.runtimes.push(runtime),
+        }
+    }
+
+    /// Removes exactly the entry `name` `version` of repository `repo` and says whether it was
+    /// there. Other versions, other names and other repositories stay (the original dropped
+    /// every entry sharing the name or the version).
+    pub fn remove_runtime(&mut self, repo: &str, name: &str, version: &str) -> bool {
+        let Some(entry) = self.repositories.iter_mut().find(|r| r.name == repo) else {
+            return false;
+        };
+        let before = entry.runtimes.len();
+        entry
+            .runtimes
+            .retain(|r| !(r.name == name && r.version == version));
+        entry.runtimes.len() != before
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `.wws.toml` as the original writes it (spec §6.4), verbatim apart from the checksums.
+    const ORIGINAL: &str = r#"
+version = 1
+
+[[repositories]]
+name = "wasmlabs"
+url = "https://workers.wasmlabs.dev/repository/v1/index.toml"
+
+[[repositories.runtimes]]
+name = "python"
+version = "3.11.1+20230217"
+tags = ["latest", "3.11", "3.11.1"]
+status = "active"
+extensions = ["py"]
+args = ["--", "/src/index.py"]
+
+[repositories.runtimes.binary]
+url = "https://github.com/vmware-labs/webassembly-language-runtimes/releases/download/python%2F3.11.1%2B20230217-15dfbed/python-3.11.1.wasm"
+filename = "python.wasm"
+
+[repositories.runtimes.binary.checksum]
+type = "sha256"
+value = "66589b289f76bd716120f76f234e4dd663064ed5b6256c92d441d84e51d7585d"
+
+[repositories.runtimes.polyfill]
+url = "https://workers.wasmlabs.dev/repository/v1/files/python/3/poly.py"
+filename = "poly.py"
+
+[repositories.runtimes.polyfill.checksum]
+type = "sha256"
+value = "2027b73556ca02155f026cee751ab736985917d2f28bbcad5aac928c719e1112"
+"#;
+
+    fn runtime(name: &str, version: &str) -> Runtime {
+        let mut rt = ProjectConfig::parse(ORIGINAL).unwrap().repositories[0].runtimes[0].clone();
+        rt.name = name.into();
+        rt.version = version.into();
+        rt
+    }
+
+    #[test]
+    fn parses_the_original_project_file_and_round_trips() {
+        let config = ProjectConfig::parse(ORIGINAL).unwrap();
+        assert_eq!(config.repositories[0].name, "wasmlabs");
+        let py = &config.repositories[0].runtimes[0];
+        assert_eq!(py.polyfill.as_ref().unwrap().filename, "poly.py");
+        assert!(py.wrapper.is_none());
+        let again = ProjectConfig::parse(&toml::to_string_pretty(&config).unwrap()).unwrap();
+        assert_eq!(again, config);
+    }
+
+    /// The original's `remove_runtime` filtered with `name != n && version != v`, dropping every
+    /// `ruby` entry and every runtime with the same version (spec §6.7).
+    #[test]
+    fn regression_uninstall_removed_too_much() {
+        let mut config = ProjectConfig::default();
+        for (name, version) in [
+            ("ruby", "3.2.0"),
+            ("ruby", "3.3.0"),
+            ("python", "3.2.0"),
+            ("python", "3.12.0"),
+        ] {
+            config.add_runtime("wasmlabs", "u", runtime(name, version));
+        }
+        config.add_runtime("other", "u2", runtime("ruby", "3.2.0"));
+        assert!(config.remove_runtime("wasmlabs", "ruby", "3.2.0"));
+        let left: Vec<(String, String, String)> = config
+            .runtimes()
+            .map(|(repo, rt)| (repo.to_string(), rt.name.clone(), rt.version.clone()))
+            .collect();
+        let expected = [
+            ("wasmlabs", "ruby", "3.3.0"),
+            ("wasmlabs", "python", "3.2.0"),
+            ("wasmlabs", "python", "3.12.0"),
+            ("other", "ruby", "3.2.0"),
+        ]
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+        assert_eq!(left, expected);
+        assert!(!config.remove_runtime("wasmlabs", "ruby", "3.2.0"));
+    }
+
+    #[test]
+    fn adding_twice_does_not_duplicate() {
+        let mut config = ProjectConfig::default();
+        config.add_runtime("r", "u", runtime("ruby", "1"));
+        config.add_runtime("r", "u", runtime("ruby", "1"));
+        assert_eq!(config.runtimes().count(), 1);
+    }
+
+    #[test]
+    fn save_is_atomic_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ProjectConfig::default();
+        config.add_runtime("r", "u", runtime("ruby", "1"));
+        config.save(dir.path()).unwrap();
+        assert_eq!(ProjectConfig::load(dir.path()).unwrap(), config);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, [".wws.toml"]);
+    }
+
+    #[test]
+    fn malformed_file_is_an_error_naming_it_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".wws.toml"), "version = [").unwrap();
+        let msg = format!("{:#}", ProjectConfig::load(dir.path()).unwrap_err());
+        assert!(
+            msg.contains(".wws.toml") && msg.contains("left untouched"),
+            "{msg}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(".wws.toml")).unwrap(),
+            "version = ["
+        );
+    }
+
+    #[test]
+    fn missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            ProjectConfig::load(dir.path()).unwrap(),
+            ProjectConfig::default()
+        );
+    }
+}
