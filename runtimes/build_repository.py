@@ -223,6 +223,24 @@ def extract(package, archive, member, dest):
         raise BuildError(f"{archive} has no member {member}; the package layout changed")
 
 
+def interpreter(package, archive, cache):
+    """Path of the package's verified `.wasm`, extracted into `cache` once."""
+    cached = cache / f"{package.wasm_sha256}.wasm"
+    if cached.is_file() and sha256_file(cached) == package.wasm_sha256:
+        return cached
+    partial = cache / f".{package.wasm_sha256}.wasm.partial"
+    extract(package, archive, package.wasm_member, partial)
+    actual = sha256_file(partial)
+    if actual != package.wasm_sha256:
+        partial.unlink()
+        raise BuildError(
+            f"checksum mismatch for {package.wasm_member} in {package.archive} ({package.spec}): expected "
+            f"sha256 {package.wasm_sha256}, got {actual}"
+        )
+    os.replace(partial, cached)
+    return cached
+
+
 def toml_key(key):
     """A TOML key: bare when it can be, quoted otherwise."""
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
@@ -273,13 +291,7 @@ def build(out_dir, base_url, cache):
             target.mkdir(parents=True)
 
             binary = target / runtime.binary_filename
-            extract(package, archives[package], package.wasm_member, binary)
-            actual = sha256_file(binary)
-            if actual != package.wasm_sha256:
-                raise BuildError(
-                    f"checksum mismatch for {package.wasm_member} in {package.archive}: expected sha256 "
-                    f"{package.wasm_sha256}, got {actual}"
-                )
+            shutil.copyfile(interpreter(package, archives[package], cache), binary)
             for member in package.license_members:
                 extract(package, archives[package], member, target / Path(member).name)
 
