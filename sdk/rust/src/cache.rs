@@ -1,4 +1,5 @@
-//! The key/value snapshot and route parameters handed to handlers.
+//! The key/value snapshot and route parameters handed to handlers (`wws_sdk::cache::Cache`
+//! is the path early versions of the original kit used).
 
 use std::collections::HashMap;
 

@@ -27,7 +27,7 @@
 // Lets the `#[worker]` expansion name `::wws_sdk` even when used inside this crate.
 extern crate self as wws_sdk;
 
-mod cache;
+pub mod cache;
 mod content;
 pub mod io;
 mod run;
@@ -36,6 +36,9 @@ pub use cache::{Cache, Params};
 pub use content::Content;
 pub use io::RequestBody;
 pub use wws_sdk_macro::worker;
+
+/// The name early versions of the original kit gave the attribute (`#[handler]`).
+pub use wws_sdk_macro::worker as handler;
 
 /// The `http` crate (version 1) whose `Request` and `Response` handlers take and return.
 pub use http;
@@ -51,3 +54,8 @@ pub use bytes;
 pub mod __private {
     pub use crate::run::{run, serve};
 }
+
+/// Compiles and runs the Rust examples of `README.md` as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
