@@ -92,6 +92,12 @@ def test_runtime(runtime, tmp):
     out = output(o)
     check("user prints go to stderr", o.ok and out.get("data") == "clean" and "this goes to the log" in o.stderr and "so does this" in o.stderr, (out, o.stderr))
 
+    check("module-level output goes to stderr", "goes to the log" in o.stderr, o.stderr[-300:])
+
+    text = "héllo ✓ " * 20000 + "\nsecond line\n"
+    out = output(run("echo", method="PUT", body=text))
+    check("large multi-line UTF-8 body (read whole stdin)", out.get("data") == f"PUT {len(text)} {text}" and out["headers"].get("x-unicode") == "héllo ✓", str(out)[:300])
+
     o = run("fail")
     check("exception fails the run", not o.ok and "boom from the worker" in o.stderr and o.stdout == b"", (o.detail, o.stdout[:100], o.stderr[-300:]))
     print(f"       failure seen by the host as: {o.detail}")
@@ -117,6 +123,16 @@ def test_runtime(runtime, tmp):
         "reuse mode: 3 requests, 3 frames",
         o.ok and len(payloads) == 3 and payloads[0].get("data") == "1" and payloads[1].get("data") == "clean" and payloads[2].get("data", "").startswith("Hello"),
         (o.detail, payloads, o.stderr[-300:]),
+    )
+
+    # Frame lengths count bytes, not characters; a replaced stdout is restored per request.
+    reqs = [drive.request(url=url("echo"), body=text), drive.request(url=url("hijack")), drive.request(url=url("print")), drive.request(url=url("echo"), body="✓")]
+    o = run("", reuse=True, stdin=drive.frames(json.dumps(r, ensure_ascii=False).encode() for r in reqs))
+    payloads = [json.loads(p) for p in drive.parse_frames(o.stdout)] if o.ok else []
+    check(
+        "reuse mode: UTF-8 frames, stdout restored after a worker replaced it",
+        [p.get("data") for p in payloads] == [f"GET {len(text)} {text}", "hijacked", "clean", "GET 1 ✓"] and "so does this" in o.stderr,
+        (o.detail, str(payloads)[:300], o.stderr[-300:]),
     )
 
     # Reuse mode keeps globals; kv comes from each frame, not from the previous request.

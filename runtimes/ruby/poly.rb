@@ -24,6 +24,10 @@ end
 
 require 'json'
 
+# Until WWS.main ends, standard output is the log: `puts` anywhere in the worker's file, also at
+# its top level, cannot corrupt the response, which goes to STDOUT.
+$stdout = $stderr
+
 # The worker's key/value namespace: a snapshot in, the new state out. Keys and values are strings.
 class Cache
   @@kv = {}
@@ -158,8 +162,6 @@ module WWS
     res = Response.new(res) if res.is_a?(String)
     raise TypeError, "worker(req) must return a Response, not #{res.class}" unless res.is_a?(Response)
     res.to_h.merge('kv' => Cache.dump)
-  ensure
-    $stdout = STDOUT
   end
 
   def self.write(data)
@@ -192,5 +194,7 @@ module WWS
     else
       write(JSON.generate(handle(JSON.parse(STDIN.read.force_encoding('UTF-8')))))
     end
+  ensure
+    $stdout = STDOUT
   end
 end

@@ -1,5 +1,8 @@
 # Worker used by runtimes/dev/selftest.py: one behaviour per URL path.
+import io
 import os
+
+print("module-level print goes to the log")
 
 hits = 0  # module global: persists between requests in reuse mode only
 
@@ -37,6 +40,12 @@ def worker(req):
         print("this goes to the log, not the response")
         sys.stdout.write("so does this\n")
         return Response("clean")
+    if path == "echo":
+        return Response(f"{req.method} {len(req.body)} {req.body}", headers={"x-unicode": "héllo ✓"})
+    if path == "hijack":
+        sys.stdout = io.StringIO()  # the wrapper restores the redirection for the next request
+        print("lost")
+        return Response("hijacked")
     if path == "fail":
         raise RuntimeError("boom from the worker")
     return Response("not found", 404)

@@ -1,5 +1,8 @@
 # Worker used by runtimes/dev/selftest.py: one behaviour per URL path.
+require 'stringio'
+
 $hits = 0 # global: persists between requests in reuse mode only
+puts 'top-level puts goes to the log'
 
 def worker(req)
   $hits += 1
@@ -33,6 +36,12 @@ def worker(req)
     puts 'this goes to the log, not the response'
     print "so does this\n"
     Response.new('clean')
+  when 'echo'
+    Response.new("#{req.method} #{req.body.length} #{req.body}", 200, { 'x-unicode' => 'héllo ✓' })
+  when 'hijack'
+    $stdout = StringIO.new # the wrapper restores the redirection for the next request
+    puts 'lost'
+    Response.new('hijacked')
   when 'fail'
     raise 'boom from the worker'
   when 'exit'
