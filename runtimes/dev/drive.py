@@ -27,6 +27,7 @@ import shutil
 import struct
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from dataclasses import dataclass
@@ -107,6 +108,10 @@ class Runtime:
                 detail,
                 timings,
             )
+
+    def session(self, src_dir, env=None, dirs=()):
+        """Start one instance in reuse mode, fed through a pipe: see ReuseSession."""
+        return ReuseSession(self, src_dir, env, dirs)
 
     def _run_command(self, wasi):
         started = time.perf_counter()
@@ -190,6 +195,87 @@ class Runtime:
             initialised = locals().get("initialised", time.perf_counter())
         done = time.perf_counter()
         return ok, detail, {"instantiate": instantiated - started, "init": initialised - instantiated, "run": done - initialised}
+
+
+class ReuseSession:
+    """One live instance in reuse mode, driven as the host will: write a request frame, wait for
+    the response frame, then write the next. stdin is a FIFO that stays open between requests
+    (so the guest blocks reading it, as on a host stream); stdout is collected as it is written.
+    """
+
+    def __init__(self, runtime, src_dir, env, dirs):
+        self._tmp = tempfile.TemporaryDirectory(prefix="wws-session-")
+        fifo = Path(self._tmp.name) / "stdin"
+        os.mkfifo(fifo)
+        # O_RDWR never blocks on a FIFO, and keeps a writer open for the guest's read end.
+        self._stdin = os.open(fifo, os.O_RDWR)
+        self._out = bytearray()
+        self._cond = threading.Condition()
+        self._done = None
+
+        variables = dict(runtime.entry.get("envs", {}))
+        variables.update(env or {})
+        variables["WWS_REUSE"] = "1"
+        wasi = WasiConfig()
+        wasi.stdin_file = str(fifo)
+        wasi.stdout_custom = self._on_stdout
+        wasi.stderr_file = str(Path(self._tmp.name) / "stderr")
+        wasi.env = list(variables.items())
+        wasi.preopen_dir(str(src_dir), "/src")
+        for host, guest in dirs:
+            wasi.preopen_dir(str(host), guest)
+        if runtime.entrypoint == "ruby-wasm-reactor":
+            target = lambda: runtime._run_ruby(wasi)
+        else:
+            wasi.argv = list(runtime.entry["args"])
+            target = lambda: runtime._run_command(wasi)
+        self._thread = threading.Thread(target=self._main, args=(target,), daemon=True)
+        self._thread.start()
+
+    def _main(self, target):
+        try:
+            result = target()
+        except Exception as err:  # reported through `finish`
+            result = (False, f"driver error: {err}", {})
+        with self._cond:
+            self._done = result
+            self._cond.notify_all()
+
+    def _on_stdout(self, data):
+        with self._cond:
+            self._out += data
+            self._cond.notify_all()
+
+    def _frame(self):
+        """A complete response frame from the collected stdout, or None."""
+        header, sep, rest = bytes(self._out).partition(b"\n")
+        if not sep or len(rest) < int(header):
+            return None
+        size = int(header)
+        del self._out[: len(header) + 1 + size]
+        return rest[:size]
+
+    def request(self, payload, timeout=60):
+        """Send one request payload; return the response payload, or None if the instance ended."""
+        os.write(self._stdin, b"%d\n%s" % (len(payload), payload))
+        with self._cond:
+            while True:
+                frame = self._frame()
+                if frame is not None:
+                    return frame
+                if self._done is not None:
+                    return None
+                if not self._cond.wait(timeout):
+                    raise TimeoutError(f"no response within {timeout} s")
+
+    def finish(self, timeout=60):
+        """Close stdin (end of requests) and wait for the instance: (ok, detail, stderr)."""
+        os.close(self._stdin)
+        self._thread.join(timeout)
+        ok, detail, _ = self._done or (False, "still running", {})
+        stderr = (Path(self._tmp.name) / "stderr").read_text(errors="replace")
+        self._tmp.cleanup()
+        return ok, detail, stderr
 
 
 def load_runtimes(engine, repo_dir):

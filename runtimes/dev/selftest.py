@@ -125,6 +125,27 @@ def test_runtime(runtime, tmp):
         (o.detail, payloads, o.stderr[-300:]),
     )
 
+    # Interactive: each response is read before the next request is written, as the host does.
+    session = runtime.session(src, {"MESSAGE": "hi from vars"}, [(data, "/data")])
+    answers = []
+    kv = {}
+    started = time.perf_counter()
+    for _ in range(3):
+        frame = session.request(json.dumps(drive.request(url=url("counter"), kv=kv)).encode())
+        answer = json.loads(frame) if frame else {}
+        kv = answer.get("kv", {})
+        answers.append(answer.get("data"))
+    first = time.perf_counter() - started
+    latencies = []
+    hello = json.dumps(drive.request(url=url("hello"))).encode()
+    for _ in range(200):
+        t = time.perf_counter()
+        session.request(hello)
+        latencies.append(time.perf_counter() - t)
+    ok, detail, stderr = session.finish()
+    check("reuse mode, interactive: 3 counter requests then EOF", ok and answers == ["1", "2", "3"], (detail, answers, stderr[-300:]))
+    print(f"       interactive reuse: first 3 requests {first * 1000:.0f} ms (incl. boot); then p50 {statistics.median(latencies) * 1000:.2f} ms per request round trip")
+
     # Frame lengths count bytes, not characters; a replaced stdout is restored per request.
     reqs = [drive.request(url=url("echo"), body=text), drive.request(url=url("hijack")), drive.request(url=url("print")), drive.request(url=url("echo"), body="✓")]
     o = run("", reuse=True, stdin=drive.frames(json.dumps(r, ensure_ascii=False).encode() for r in reqs))
