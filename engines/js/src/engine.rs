@@ -1,0 +1,147 @@
+//! The engine state: a QuickJS runtime and context with the polyfills and the worker loaded,
+//! and the event loop that serves one request with it.
+
+use std::time::Duration;
+
+use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value, promise::PromiseState};
+
+use crate::{host, polyfills, worker};
+
+/// Where the host mounts the worker's generated folder, read-only.
+const SOURCE_PATH: &str = "/src/index.js";
+
+/// Env var with the worker's name for messages (e.g. `api/[id].js`); not a worker var.
+const WORKER_FILE_VAR: &str = "WWS_WORKER_FILE";
+
+/// Env vars with this prefix are for the engine, not the worker's `[vars]`.
+const RESERVED_PREFIX: &str = "WWS_";
+
+/// QuickJS' own stack limit, below the 4 MiB wasm shadow stack (`-zstack-size` in build.rs),
+/// so the shadow stack can never overflow. In practice QuickJS uses under 64 bytes of it per
+/// JS call: deep recursion first exhausts the host's native wasm stack (wasmtime's
+/// `max_wasm_stack`, 512 KiB by default, about 600 JS frames), which traps cleanly.
+const MAX_STACK: usize = 3 << 20;
+
+/// A loaded engine, ready to serve requests (kept in a thread-local between the
+/// `wizer-initialize` export and `_start`, and captured by the snapshot).
+pub struct Engine {
+    /// Keeps the runtime alive; the context borrows it.
+    _runtime: Runtime,
+    context: Context,
+    /// The polyfills' `internal` object (`handle`, `nextTimer`, `runTimer`, `formatError`).
+    internal: Persistent<Object<'static>>,
+    worker_file: String,
+}
+
+impl Engine {
+    /// Creates the runtime, evaluates the polyfills, the worker's vars and its source, and
+    /// checks that it registered a handler. The error is the report for stderr:
+    /// `<file>:<line>:<col>: <ErrorName>: <message>` and the stack.
+    pub fn load() -> Result<Engine, String> {
+        let worker_file = std::env::var(WORKER_FILE_VAR).unwrap_or_else(|_| "index.js".to_owned());
+        let source = std::fs::read_to_string(SOURCE_PATH).map_err(|e| {
+            format!("{worker_file}:1:1: Error: cannot read the worker source {SOURCE_PATH}: {e} (the host must mount the worker's folder at /src)")
+        })?;
+        host::begin_request();
+        let runtime = Runtime::new().map_err(|e| format!("{worker_file}:1:1: Error: cannot create the JavaScript runtime: {e}"))?;
+        runtime.set_max_stack_size(MAX_STACK);
+        let context = Context::full(&runtime).map_err(|e| format!("{worker_file}:1:1: Error: cannot create the JavaScript context: {e}"))?;
+        let internal = context.with(|ctx| load_in(&ctx, &source, &worker_file))?;
+        Ok(Engine { _runtime: runtime, context, internal, worker_file })
+    }
+
+    /// Serves one request: `input` is the request JSON. Returns the output JSON, or the error
+    /// report for stderr when the handler threw or produced no Response.
+    pub fn serve(&self, input: &str) -> Result<String, String> {
+        host::begin_request();
+        self.context.with(|ctx| {
+            let internal = self.internal.clone().restore(&ctx).map_err(|e| self.report(&ctx, None, e))?;
+            let handle: Function = internal.get("handle").map_err(|e| self.report(&ctx, Some(&internal), e))?;
+            let next_timer: Function = internal.get("nextTimer").map_err(|e| self.report(&ctx, Some(&internal), e))?;
+            let run_timer: Function = internal.get("runTimer").map_err(|e| self.report(&ctx, Some(&internal), e))?;
+            let promise: Promise = handle.call((input,)).map_err(|e| self.report(&ctx, Some(&internal), e))?;
+            loop {
+                while ctx.execute_pending_job() {}
+                if promise.state() != PromiseState::Pending {
+                    let outcome: rquickjs::Array = match promise.result() {
+                        Some(Ok(outcome)) => outcome,
+                        Some(Err(e)) => return Err(self.report(&ctx, Some(&internal), e)),
+                        None => continue,
+                    };
+                    let code: i32 = outcome.get(0).map_err(|e| self.report(&ctx, Some(&internal), e))?;
+                    let text: String = outcome.get(1).map_err(|e| self.report(&ctx, Some(&internal), e))?;
+                    return if code == 0 { Ok(text) } else { Err(text) };
+                }
+                let wait: f64 = next_timer.call(()).map_err(|e| self.report(&ctx, Some(&internal), e))?;
+                if wait < 0.0 {
+                    return Err(format!(
+                        "{}:1:1: Error: the fetch handler never produced a response: its promise is still pending and no timer or job is left to settle it",
+                        self.worker_file
+                    ));
+                }
+                if wait > 0.0 {
+                    std::thread::sleep(Duration::from_secs_f64(wait / 1000.0));
+                }
+                run_timer.call::<_, ()>(()).map_err(|e| self.report(&ctx, Some(&internal), e))?;
+            }
+        })
+    }
+
+    /// Formats an rquickjs error with the polyfills' formatter when they are available.
+    fn report<'js>(&self, ctx: &Ctx<'js>, internal: Option<&Object<'js>>, error: rquickjs::Error) -> String {
+        format_value(ctx, internal, worker::caught(ctx, error), &self.worker_file)
+    }
+}
+
+/// Evaluates the polyfills, the vars and the worker inside `ctx`.
+fn load_in<'js>(ctx: &Ctx<'js>, source: &str, worker_file: &str) -> Result<Persistent<Object<'static>>, String> {
+    let fail = |error: rquickjs::Error| format_value(ctx, None, worker::caught(ctx, error), worker_file);
+    let mut options = rquickjs::context::EvalOptions::default();
+    options.filename = Some(polyfills::FILE_NAME.to_owned());
+    let init: Function = ctx.eval_with_options(polyfills::SOURCE, options).map_err(fail)?;
+    let host = host::object(ctx).map_err(fail)?;
+    let internal: Object<'js> = init.call((host,)).map_err(fail)?;
+    let vars = Object::new(ctx.clone()).map_err(fail)?;
+    for (name, value) in std::env::vars_os() {
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else { continue };
+        if !name.starts_with(RESERVED_PREFIX) {
+            vars.set(name, value).map_err(fail)?;
+        }
+    }
+    let steps = call(&internal, "setWorkerFile", (worker_file,)).and_then(|()| call(&internal, "setVars", (vars,)));
+    steps.map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
+    worker::evaluate(ctx, &internal, source, worker_file).map_err(|thrown| format_value(ctx, Some(&internal), thrown, worker_file))?;
+    call(&internal, "finishInit", ()).map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
+    Ok(Persistent::save(ctx, internal))
+}
+
+/// Calls `internal[name](...args)`.
+fn call<'js, A: rquickjs::function::IntoArgs<'js>>(internal: &Object<'js>, name: &str, args: A) -> rquickjs::Result<()> {
+    internal.get::<_, Function>(name)?.call(args)
+}
+
+/// `<file>:<line>:<col>: <ErrorName>: <message>` plus the stack, for a thrown JS value.
+fn format_value<'js>(ctx: &Ctx<'js>, internal: Option<&Object<'js>>, thrown: Value<'js>, worker_file: &str) -> String {
+    if let Some(internal) = internal {
+        let formatted = internal
+            .get::<_, Function>("formatError")
+            .and_then(|f| f.call::<_, String>((thrown.clone(),)));
+        match formatted {
+            Ok(text) => return text,
+            Err(_) => {
+                let _ = ctx.catch();
+            }
+        }
+    }
+    // Before the polyfills are up: the exception's own fields.
+    let (name, message, stack) = match thrown.as_object() {
+        Some(object) => (
+            object.get::<_, String>("name").unwrap_or_else(|_| "Error".to_owned()),
+            object.get::<_, String>("message").unwrap_or_default(),
+            object.get::<_, String>("stack").unwrap_or_default(),
+        ),
+        None => ("Error".to_owned(), format!("{thrown:?}"), String::new()),
+    };
+    let stack = stack.trim_end();
+    if stack.is_empty() { format!("{worker_file}:1:1: {name}: {message}") } else { format!("{worker_file}:1:1: {name}: {message}\n{stack}") }
+}

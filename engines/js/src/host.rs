@@ -1,0 +1,176 @@
+//! The primitives the JavaScript polyfills need from the host, as one `host` object.
+//!
+//! Only what JS cannot do (or does slowly) lives here: WASI random and clocks, UTF-8 and
+//! base64 conversions of whole buffers, and writing to stderr. Everything else is JS in
+//! `src/js/`. Per-request state (the clock origin, `Math.random`'s seed) is reset by
+//! [`begin_request`], because the engine's memory is snapshotted after initialisation.
+
+use std::cell::Cell;
+use std::io::Write;
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use rquickjs::{Ctx, Exception, Function, Object, Result, TypedArray};
+
+thread_local! {
+    /// Start of the current request (or of initialisation): the zero of `performance.now()`.
+    static ORIGIN: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// xorshift128+ state behind `Math.random`.
+    static RANDOM: Cell<(u64, u64)> = const { Cell::new((0x9e37_79b9_7f4a_7c15, 0xbf58_476d_1ce4_e5b9)) };
+}
+
+/// The forgiving base64 of `atob`: padding optional, non-zero trailing bits allowed.
+const FORGIVING: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Resets the per-request state: the clock origin and the `Math.random` seed (from WASI random).
+pub fn begin_request() {
+    ORIGIN.with(|o| o.set(Some(Instant::now())));
+    let mut seed = [0u8; 16];
+    if getrandom::fill(&mut seed).is_ok() {
+        let a = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
+        let b = u64::from_le_bytes(seed[8..].try_into().unwrap_or_default());
+        // xorshift128+ must not start from all zeros.
+        RANDOM.with(|r| r.set((a | 1, b)));
+    }
+}
+
+/// Builds the `host` object handed to the polyfills.
+pub fn object<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
+    let host = Object::new(ctx.clone())?;
+    host.set("writeErr", Function::new(ctx.clone(), write_err)?)?;
+    host.set("now", Function::new(ctx.clone(), now)?)?;
+    host.set("mathRandom", Function::new(ctx.clone(), math_random)?.with_name("random")?)?;
+    host.set("randomBytes", Function::new(ctx.clone(), random_bytes)?)?;
+    host.set("utf8Encode", Function::new(ctx.clone(), utf8_encode)?)?;
+    host.set("utf8Decode", Function::new(ctx.clone(), utf8_decode)?)?;
+    host.set("b64Encode", Function::new(ctx.clone(), b64_encode)?)?;
+    host.set("b64Decode", Function::new(ctx.clone(), b64_decode)?)?;
+    host.set("btoa", Function::new(ctx.clone(), btoa)?)?;
+    host.set("atob", Function::new(ctx.clone(), atob)?)?;
+    Ok(host)
+}
+
+/// Writes one log record (already formatted by console.js) to stderr.
+fn write_err(text: String) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.write_all(b"\n");
+}
+
+/// Milliseconds since the request started, from the WASI monotonic clock.
+fn now() -> f64 {
+    let origin = ORIGIN.with(|o| match o.get() {
+        Some(origin) => origin,
+        None => {
+            let origin = Instant::now();
+            o.set(Some(origin));
+            origin
+        }
+    });
+    origin.elapsed().as_secs_f64() * 1000.0
+}
+
+fn math_random() -> f64 {
+    RANDOM.with(|r| {
+        let (mut s1, s0) = r.get();
+        s1 ^= s1 << 23;
+        s1 ^= s1 >> 17;
+        s1 ^= s0;
+        s1 ^= s0 >> 26;
+        r.set((s0, s1));
+        (s0.wrapping_add(s1) >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+fn random_bytes<'js>(ctx: Ctx<'js>, length: usize) -> Result<TypedArray<'js, u8>> {
+    let mut bytes = vec![0u8; length];
+    getrandom::fill(&mut bytes).map_err(|e| Exception::throw_internal(&ctx, &format!("WASI random_get failed: {e}")))?;
+    TypedArray::new(ctx, bytes)
+}
+
+fn utf8_encode<'js>(ctx: Ctx<'js>, text: String) -> Result<TypedArray<'js, u8>> {
+    TypedArray::new(ctx, text.into_bytes())
+}
+
+fn utf8_decode(ctx: Ctx<'_>, bytes: TypedArray<'_, u8>, fatal: bool) -> Result<String> {
+    // SAFETY: no JavaScript runs while the slice is alive (see `bytes_of`).
+    let bytes = unsafe { bytes_of(&bytes) };
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(_) if fatal => Err(Exception::throw_type(&ctx, "the data is not valid UTF-8")),
+        Err(_) => Ok(String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+fn b64_encode(bytes: TypedArray<'_, u8>) -> String {
+    // SAFETY: no JavaScript runs while the slice is alive (see `bytes_of`).
+    STANDARD.encode(unsafe { bytes_of(&bytes) })
+}
+
+/// The bytes of a Uint8Array (empty when its buffer is detached).
+///
+/// # Safety
+/// The slice aliases JS-owned memory: no JavaScript may run while it is alive. The callers
+/// only convert it to a Rust value before returning to JS.
+unsafe fn bytes_of<'a>(array: &'a TypedArray<'_, u8>) -> &'a [u8] {
+    // SAFETY: forwarded to the caller, see above.
+    unsafe { array.as_bytes() }.unwrap_or_default()
+}
+
+fn b64_decode<'js>(ctx: Ctx<'js>, text: String) -> Result<TypedArray<'js, u8>> {
+    let bytes = STANDARD
+        .decode(text.as_bytes())
+        .map_err(|e| Exception::throw_type(&ctx, &format!("the request body is not valid base64: {e}")))?;
+    TypedArray::new(ctx, bytes)
+}
+
+/// `btoa`: Latin-1 string to base64, or null when a character is above U+00FF.
+fn btoa(text: String) -> Option<String> {
+    let bytes: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+    bytes.map(|b| STANDARD.encode(b))
+}
+
+/// `atob`: forgiving base64 to a Latin-1 string, or null when the input is not base64.
+fn atob(text: String) -> Option<String> {
+    let mut clean: Vec<u8> = text.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r')).collect();
+    if clean.len() % 4 == 0 {
+        for _ in 0..2 {
+            if clean.last() == Some(&b'=') {
+                clean.pop();
+            }
+        }
+    }
+    if clean.len() % 4 == 1 || !clean.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/') {
+        return None;
+    }
+    let bytes = FORGIVING.decode(&clean).ok()?;
+    Some(bytes.into_iter().map(char::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atob_is_forgiving() {
+        assert_eq!(atob("aGk=".into()).as_deref(), Some("hi"));
+        assert_eq!(atob("aGk".into()).as_deref(), Some("hi"));
+        assert_eq!(atob(" aG k= ".into()).as_deref(), Some("hi"));
+        assert_eq!(atob("a".into()), None);
+        assert_eq!(atob("a*==".into()), None);
+    }
+
+    #[test]
+    fn btoa_refuses_non_latin1() {
+        assert_eq!(btoa("hi".into()).as_deref(), Some("aGk="));
+        assert_eq!(btoa("\u{ff}".into()).as_deref(), Some("/w=="));
+        assert_eq!(btoa("\u{100}".into()), None);
+    }
+}

@@ -1,0 +1,373 @@
+// fetch.js: Request, Response and fetch().
+//
+// Both classes follow the Fetch standard (every body reader returns a Promise, bodies are
+// read once, clone() copies). Request adds wws' `params` (the route parameters, as in the
+// original). fetch() exists so feature checks pass, and rejects with a TypeError that names
+// the host until outbound HTTP is available to JS workers.
+
+const STATUS_TEXT = {
+  100: "Continue", 101: "Switching Protocols", 102: "Processing", 103: "Early Hints",
+  200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information", 204: "No Content",
+  205: "Reset Content", 206: "Partial Content", 207: "Multi-Status", 208: "Already Reported", 226: "IM Used",
+  300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
+  305: "Use Proxy", 307: "Temporary Redirect", 308: "Permanent Redirect",
+  400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden", 404: "Not Found",
+  405: "Method Not Allowed", 406: "Not Acceptable", 407: "Proxy Authentication Required", 408: "Request Timeout",
+  409: "Conflict", 410: "Gone", 411: "Length Required", 412: "Precondition Failed", 413: "Content Too Large",
+  414: "URI Too Long", 415: "Unsupported Media Type", 416: "Range Not Satisfiable", 417: "Expectation Failed",
+  418: "I'm a Teapot", 421: "Misdirected Request", 422: "Unprocessable Content", 423: "Locked",
+  424: "Failed Dependency", 425: "Too Early", 426: "Upgrade Required", 428: "Precondition Required",
+  429: "Too Many Requests", 431: "Request Header Fields Too Large", 451: "Unavailable For Legal Reasons",
+  500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
+  504: "Gateway Timeout", 505: "HTTP Version Not Supported", 506: "Variant Also Negotiates",
+  507: "Insufficient Storage", 508: "Loop Detected", 510: "Not Extended", 511: "Network Authentication Required",
+};
+
+const METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH"];
+
+function normalizeMethod(method) {
+  method = String(method);
+  if (!TOKEN.test(method)) throw new TypeError(`Request: ${JSON.stringify(method)} is not a valid HTTP method`);
+  const upper = method.toUpperCase();
+  if (upper === "CONNECT" || upper === "TRACE" || upper === "TRACK") throw new TypeError(`Request: the method ${upper} is forbidden`);
+  return METHODS.includes(upper) ? upper : method;
+}
+
+// The key that lets the engine build the incoming request without re-validating what the
+// host already checked.
+const trustedRequest = Symbol("trusted request");
+
+let requestBody;
+
+class Request {
+  #url;
+  #method;
+  #headers;
+  #body;
+  #signal;
+  #params;
+  #redirect;
+  #init;
+
+  constructor(input, init = {}) {
+    if (input === trustedRequest) {
+      // (trustedRequest, {url, method, headers, source, params})
+      this.#url = init.url;
+      this.#method = init.method;
+      this.#headers = init.headers;
+      this.#body = new BodyState(init.source);
+      this.#params = init.params;
+      this.#signal = createSignal();
+      this.#redirect = "follow";
+      this.#init = {};
+      return;
+    }
+    if (arguments.length === 0) throw new TypeError("Request: 1 argument required, but only 0 present");
+    init = init || {};
+    const from = input instanceof Request ? input : null;
+    this.#url = from ? from.#url : new URL(String(input)).href;
+    this.#method = init.method !== undefined ? normalizeMethod(init.method) : from ? from.#method : "GET";
+    this.#headers = new Headers(init.headers !== undefined ? init.headers : from ? from.#headers : undefined);
+    this.#params = from ? { ...from.#params } : {};
+    this.#redirect = init.redirect !== undefined ? String(init.redirect) : from ? from.#redirect : "follow";
+    this.#signal = init.signal || (from ? from.#signal : createSignal());
+    this.#init = { cache: init.cache, credentials: init.credentials, integrity: init.integrity, keepalive: init.keepalive, mode: init.mode, referrer: init.referrer, referrerPolicy: init.referrerPolicy };
+    let bodyInit = init.body;
+    if (bodyInit === undefined && from) {
+      if (from.#body.isUsed()) throw new TypeError("Request: the body of the input request has already been read");
+      this.#body = from.#body;
+      from.#body = new BodyState(null);
+      from.#body.used = true;
+    } else {
+      if (bodyInit !== undefined && bodyInit !== null && (this.#method === "GET" || this.#method === "HEAD")) {
+        throw new TypeError(`Request: a ${this.#method} request cannot have a body`);
+      }
+      const { source, type } = extractBody(bodyInit);
+      this.#body = new BodyState(source);
+      if (type && !this.#headers.has("content-type")) this.#headers.set("content-type", type);
+    }
+  }
+
+  static {
+    requestBody = (request) => request.#body;
+  }
+
+  get url() {
+    return this.#url;
+  }
+
+  get method() {
+    return this.#method;
+  }
+
+  get headers() {
+    return this.#headers;
+  }
+
+  // wws: the route parameters of `[id].js`-style routes, e.g. `{ id: "1" }`.
+  get params() {
+    return this.#params;
+  }
+
+  get signal() {
+    return this.#signal;
+  }
+
+  get redirect() {
+    return this.#redirect;
+  }
+
+  get cache() {
+    return this.#init.cache || "default";
+  }
+
+  get credentials() {
+    return this.#init.credentials || "same-origin";
+  }
+
+  get integrity() {
+    return this.#init.integrity || "";
+  }
+
+  get keepalive() {
+    return Boolean(this.#init.keepalive);
+  }
+
+  get mode() {
+    return this.#init.mode || "cors";
+  }
+
+  get referrer() {
+    return this.#init.referrer === undefined ? "about:client" : String(this.#init.referrer);
+  }
+
+  get referrerPolicy() {
+    return this.#init.referrerPolicy || "";
+  }
+
+  get destination() {
+    return "";
+  }
+
+  get body() {
+    return this.#body.getStream();
+  }
+
+  get bodyUsed() {
+    return this.#body.isUsed();
+  }
+
+  text() {
+    return this.#body.text();
+  }
+
+  json() {
+    return this.#body.json();
+  }
+
+  arrayBuffer() {
+    return this.#body.arrayBuffer();
+  }
+
+  bytes() {
+    return this.#body.bytes();
+  }
+
+  blob() {
+    return this.#body.blob(this.#headers.get("content-type"));
+  }
+
+  formData() {
+    return this.#body.formData(this.#headers.get("content-type"));
+  }
+
+  clone() {
+    const copy = new Request(trustedRequest, {
+      url: this.#url,
+      method: this.#method,
+      headers: new Headers(this.#headers),
+      source: null,
+      params: { ...this.#params },
+    });
+    copy.#body = this.#body.clone();
+    copy.#signal = this.#signal;
+    copy.#redirect = this.#redirect;
+    copy.#init = this.#init;
+    return copy;
+  }
+
+  [inspectSymbol]() {
+    return "Request { method: " + inspect(this.#method) + ", url: " + inspect(this.#url) + ", headers: " + inspect(this.#headers) + " }";
+  }
+}
+tag(Request, "Request");
+
+let responseBody;
+let responseDefaultType;
+
+class Response {
+  #status;
+  #statusText;
+  #headers;
+  #body;
+  #type = "default";
+  #url = "";
+  #redirected = false;
+  // The Content-Type the body implied, when the worker did not set one itself.
+  #impliedType = null;
+
+  constructor(body = null, init = {}) {
+    init = init || {};
+    const status = init.status !== undefined ? Number(init.status) : 200;
+    if (!Number.isInteger(status) || status < 200 || status > 599) {
+      throw new RangeError(`Response: the status ${init.status} is not in the range 200 to 599`);
+    }
+    this.#status = status;
+    const statusText = init.statusText !== undefined ? String(init.statusText) : "";
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(statusText)) throw new TypeError("Response: the statusText contains invalid characters");
+    this.#statusText = statusText;
+    this.#headers = new Headers(init.headers);
+    if (body instanceof String) body = String(body);
+    const { source, type } = extractBody(body);
+    if (source !== null && (status === 101 || status === 103 || status === 204 || status === 205 || status === 304)) {
+      throw new TypeError(`Response: a response with status ${status} cannot have a body`);
+    }
+    this.#body = new BodyState(source);
+    if (type && !this.#headers.has("content-type")) {
+      this.#headers.set("content-type", type);
+      this.#impliedType = type;
+    }
+  }
+
+  static {
+    responseBody = (response) => response.#body;
+    // True when the Content-Type is the one a plain string body implied, not one the worker
+    // chose: wws then keeps the original's default (text/html) on the wire.
+    responseDefaultType = (response) =>
+      response.#impliedType === "text/plain;charset=UTF-8" && response.#headers.get("content-type") === response.#impliedType;
+  }
+
+  static json(data, init = {}) {
+    const text = JSON.stringify(data);
+    if (text === undefined) throw new TypeError("Response.json: the data cannot be serialised to JSON");
+    const headers = new Headers(init && init.headers);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+    return new Response(text, { ...init, headers });
+  }
+
+  static redirect(url, status = 302) {
+    const location = new URL(String(url)).href;
+    status = Number(status);
+    if (![301, 302, 303, 307, 308].includes(status)) throw new RangeError(`Response.redirect: ${status} is not a redirect status (301, 302, 303, 307 or 308)`);
+    const response = new Response(null, { status, headers: { location } });
+    headersSetImmutable(response.#headers);
+    return response;
+  }
+
+  static error() {
+    const response = new Response(null, { status: 200 });
+    response.#status = 0;
+    response.#type = "error";
+    headersSetImmutable(response.#headers);
+    return response;
+  }
+
+  get status() {
+    return this.#status;
+  }
+
+  get statusText() {
+    return this.#statusText;
+  }
+
+  get ok() {
+    return this.#status >= 200 && this.#status <= 299;
+  }
+
+  get headers() {
+    return this.#headers;
+  }
+
+  get type() {
+    return this.#type;
+  }
+
+  get url() {
+    return this.#url;
+  }
+
+  get redirected() {
+    return this.#redirected;
+  }
+
+  get body() {
+    return this.#body.getStream();
+  }
+
+  get bodyUsed() {
+    return this.#body.isUsed();
+  }
+
+  text() {
+    return this.#body.text();
+  }
+
+  json() {
+    return this.#body.json();
+  }
+
+  arrayBuffer() {
+    return this.#body.arrayBuffer();
+  }
+
+  bytes() {
+    return this.#body.bytes();
+  }
+
+  blob() {
+    return this.#body.blob(this.#headers.get("content-type"));
+  }
+
+  formData() {
+    return this.#body.formData(this.#headers.get("content-type"));
+  }
+
+  clone() {
+    const copy = new Response(null, { status: this.#status === 0 ? 200 : this.#status, statusText: this.#statusText, headers: this.#headers });
+    copy.#status = this.#status;
+    copy.#body = this.#body.clone();
+    copy.#type = this.#type;
+    copy.#url = this.#url;
+    copy.#redirected = this.#redirected;
+    copy.#impliedType = this.#impliedType;
+    return copy;
+  }
+
+  [inspectSymbol]() {
+    return "Response { status: " + this.#status + ", statusText: " + inspect(this.#statusText) + ", headers: " + inspect(this.#headers) + " }";
+  }
+}
+tag(Response, "Response");
+
+function fetch(input, init) {
+  return new Promise((resolve, reject) => {
+    let url;
+    try {
+      url = input instanceof Request ? new URL(input.url) : new URL(input instanceof URL ? input.href : String(input));
+    } catch (e) {
+      reject(new TypeError(`fetch: ${JSON.stringify(String(input instanceof Request ? input.url : input))} is not an absolute URL`));
+      return;
+    }
+    const method = init && init.method !== undefined ? String(init.method).toUpperCase() : input instanceof Request ? input.method : "GET";
+    reject(
+      new TypeError(
+        `fetch: ${method} ${url.href} refused: outbound HTTP to ${url.host || url.protocol} is not available for this worker yet ` +
+          `(wws does not give JavaScript workers network access)`,
+      ),
+    );
+  });
+}
+
+defineGlobal("Request", Request);
+defineGlobal("Response", Response);
+defineGlobal("fetch", fetch);

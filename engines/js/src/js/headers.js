@@ -1,0 +1,157 @@
+// headers.js: Headers after the Fetch standard: case-insensitive, multi-valued, iterable.
+//
+// Stored as an ordered list of [lowercase name, value]. `append` keeps every value, `get`
+// joins them with ", ", `getSetCookie` returns Set-Cookie values one by one, and iteration
+// yields names sorted and combined (Set-Cookie values stay separate), as browsers do.
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function headerName(name) {
+  name = String(name);
+  if (!TOKEN.test(name)) throw new TypeError(`Headers: ${JSON.stringify(name)} is not a valid header name`);
+  return name.toLowerCase();
+}
+
+function headerValue(value) {
+  value = String(value).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+  if (/[\0\r\n]/.test(value)) throw new TypeError(`Headers: ${JSON.stringify(value)} is not a valid header value`);
+  return value;
+}
+
+let headersList;
+let headersSetImmutable;
+
+class Headers {
+  #list = [];
+  #immutable = false;
+
+  constructor(init) {
+    if (init === undefined || init === null) return;
+    if (init instanceof Headers) {
+      this.#list = init.#list.map(([k, v]) => [k, v]);
+    } else if (typeof init === "object" || typeof init === "function") {
+      if (typeof init[Symbol.iterator] === "function") {
+        for (const pair of init) {
+          const items = typeof pair === "string" ? [pair] : Array.from(pair);
+          if (items.length !== 2) throw new TypeError("Headers: each header must be a [name, value] pair");
+          this.append(items[0], items[1]);
+        }
+      } else {
+        for (const key of Reflect.ownKeys(init)) {
+          const desc = Object.getOwnPropertyDescriptor(init, key);
+          if (!desc || !desc.enumerable || typeof key === "symbol") continue;
+          const value = init[key];
+          // The wws host may send a repeated request header as an array of values.
+          if (Array.isArray(value)) for (const v of value) this.append(key, v);
+          else this.append(key, value);
+        }
+      }
+    } else {
+      throw new TypeError("Headers: the init argument must be an object, an array of pairs or a Headers");
+    }
+  }
+
+  static {
+    headersList = (headers) => headers.#list;
+    headersSetImmutable = (headers) => {
+      headers.#immutable = true;
+    };
+  }
+
+  #check() {
+    if (this.#immutable) throw new TypeError("Headers: these headers are immutable");
+  }
+
+  append(name, value) {
+    this.#check();
+    this.#list.push([headerName(name), headerValue(value)]);
+  }
+
+  delete(name) {
+    this.#check();
+    name = headerName(name);
+    this.#list = this.#list.filter(([k]) => k !== name);
+  }
+
+  get(name) {
+    name = headerName(name);
+    let out = null;
+    for (let i = 0; i < this.#list.length; i++) {
+      if (this.#list[i][0] === name) out = out === null ? this.#list[i][1] : out + ", " + this.#list[i][1];
+    }
+    return out;
+  }
+
+  getSetCookie() {
+    return this.#list.filter(([k]) => k === "set-cookie").map(([, v]) => v);
+  }
+
+  has(name) {
+    name = headerName(name);
+    return this.#list.some(([k]) => k === name);
+  }
+
+  set(name, value) {
+    this.#check();
+    name = headerName(name);
+    value = headerValue(value);
+    const index = this.#list.findIndex(([k]) => k === name);
+    if (index < 0) this.#list.push([name, value]);
+    else {
+      this.#list[index] = [name, value];
+      this.#list = this.#list.filter(([k], i) => k !== name || i === index);
+    }
+  }
+
+  // Sorted by name and combined, Set-Cookie values kept apart (the Fetch "sort and combine").
+  #combined() {
+    const names = [...new Set(this.#list.map(([k]) => k))].sort();
+    const out = [];
+    for (const name of names) {
+      if (name === "set-cookie") for (const v of this.getSetCookie()) out.push([name, v]);
+      else out.push([name, this.get(name)]);
+    }
+    return out;
+  }
+
+  forEach(callback, thisArg) {
+    for (const [k, v] of this.#combined()) callback.call(thisArg, v, k, this);
+  }
+
+  *entries() {
+    yield* this.#combined();
+  }
+
+  *keys() {
+    for (const [k] of this.#combined()) yield k;
+  }
+
+  *values() {
+    for (const [, v] of this.#combined()) yield v;
+  }
+
+  [Symbol.iterator]() {
+    return this.entries();
+  }
+
+  [inspectSymbol]() {
+    const entries = this.#combined().map(([k, v]) => inspect(k) + " => " + inspect(v));
+    return "Headers {" + (entries.length ? " " + entries.join(", ") + " " : "") + "}";
+  }
+}
+tag(Headers, "Headers");
+
+// The headers as the wws output wants them: lowercase names, one string per name, or an
+// array when the name was given several values (two Set-Cookie headers, say).
+function headersForOutput(headers) {
+  const out = Object.create(null);
+  for (const [k, v] of headersList(headers)) {
+    const prev = out[k];
+    if (prev === undefined) out[k] = v;
+    else if (Array.isArray(prev)) prev.push(v);
+    else out[k] = [prev, v];
+  }
+  return out;
+}
+
+defineGlobal("Headers", Headers);

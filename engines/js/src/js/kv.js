@@ -1,0 +1,107 @@
+// kv.js: the worker's key/value namespace, two ways over the same per-request snapshot.
+//
+// - `Cache.get(key)` / `Cache.set(key, value)`: the original wws API (synchronous). Values are
+//   stored as strings: `Cache.set("counter", count + 1)` stores "2"; objects are stored as JSON.
+//   `Cache.delete(key)` is an addition.
+// - `env.KV`: a Cloudflare-KV-style binding with async get/put/delete/list/getWithMetadata.
+//
+// The host sends the namespace as `kv` in the request and receives it back, whole, as `kv`
+// in the output; it writes back only the keys that changed.
+
+let kvState = Object.create(null);
+
+function kvString(value) {
+  if (typeof value === "string") return value;
+  if (value !== null && typeof value === "object") {
+    const view = viewOf(value);
+    if (view) return utf8Decode(view, false);
+    const json = JSON.stringify(value);
+    return json === undefined ? String(value) : json;
+  }
+  return String(value);
+}
+
+const Cache = {
+  get(key) {
+    key = String(key);
+    return Object.prototype.hasOwnProperty.call(kvState, key) ? kvState[key] : undefined;
+  },
+  set(key, value) {
+    kvState[String(key)] = kvString(value);
+  },
+  delete(key) {
+    delete kvState[String(key)];
+  },
+  get state() {
+    return kvState;
+  },
+};
+Object.defineProperty(Cache, Symbol.toStringTag, { value: "Cache" });
+defineGlobal("Cache", Cache);
+
+function kvRead(value, type) {
+  if (value === null) return null;
+  switch (type) {
+    case undefined:
+    case "text":
+      return value;
+    case "json":
+      return JSON.parse(value);
+    case "arrayBuffer":
+      return copyToArrayBuffer(utf8Encode(value));
+    case "stream":
+      return streamOfBytes(utf8Encode(value));
+    default:
+      throw new TypeError(`KV.get: unknown type ${JSON.stringify(type)} (use "text", "json", "arrayBuffer" or "stream")`);
+  }
+}
+
+// Runs `fn` and returns its result as a promise, so that errors become rejections.
+function kvAsync(fn) {
+  return new Promise((resolve) => resolve(fn()));
+}
+
+const KV = {
+  get(key, options) {
+    return kvAsync(() => {
+      const type = typeof options === "string" ? options : options && options.type;
+      key = String(key);
+      const value = Object.prototype.hasOwnProperty.call(kvState, key) ? kvState[key] : null;
+      return kvRead(value, type);
+    });
+  },
+  getWithMetadata(key, options) {
+    return this.get(key, options).then((value) => ({ value, metadata: null }));
+  },
+  put(key, value) {
+    return kvAsync(() => {
+      if (value instanceof ReadableStream) return readAllBytes(value).then((b) => void (kvState[String(key)] = utf8Decode(b, false)));
+      kvState[String(key)] = kvString(value);
+      return undefined;
+    });
+  },
+  delete(key) {
+    return kvAsync(() => {
+      delete kvState[String(key)];
+    });
+  },
+  list(options = {}) {
+    return kvAsync(() => {
+      const prefix = options && options.prefix !== undefined && options.prefix !== null ? String(options.prefix) : "";
+      const limit = options && options.limit !== undefined ? Math.max(1, Math.min(1000, Number(options.limit) || 1000)) : 1000;
+      const start = options && options.cursor ? Number(options.cursor) || 0 : 0;
+      const names = Object.keys(kvState)
+        .filter((k) => k.startsWith(prefix))
+        .sort();
+      const page = names.slice(start, start + limit).map((name) => ({ name }));
+      const complete = start + limit >= names.length;
+      return complete ? { keys: page, list_complete: true, cacheStatus: null } : { keys: page, list_complete: false, cursor: String(start + limit), cacheStatus: null };
+    });
+  },
+};
+Object.defineProperty(KV, Symbol.toStringTag, { value: "KVNamespace" });
+
+function setKvState(kv) {
+  kvState = Object.create(null);
+  if (kv && typeof kv === "object") for (const key of Object.keys(kv)) kvState[key] = kvString(kv[key]);
+}

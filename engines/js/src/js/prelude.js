@@ -1,0 +1,73 @@
+// prelude.js: helpers shared by every polyfill file.
+//
+// All the polyfill files are concatenated into ONE function body (see src/polyfills.rs), so
+// they share this scope and nothing here leaks to the worker unless it is defined as a global
+// with `defineGlobal`. The function receives `host`, the few primitives written in Rust
+// (random bytes, clocks, UTF-8 and base64 fast paths, stderr), and returns `internal`, the
+// object the Rust side drives (handle a request, run timers, format errors).
+
+const internal = {};
+
+// Globals are defined the way Web IDL defines them: writable, configurable, not enumerable.
+function defineGlobal(name, value) {
+  Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+}
+
+// Gives a class the `[object Name]` tag browsers show.
+function tag(cls, name) {
+  Object.defineProperty(cls.prototype, Symbol.toStringTag, { value: name, configurable: true });
+}
+
+// Node's inspection hook: console.log(headers) shows the entries instead of `Headers {}`.
+const inspectSymbol = Symbol.for("nodejs.util.inspect.custom");
+
+const TypedArray = Object.getPrototypeOf(Uint8Array);
+
+// A `BufferSource` (ArrayBuffer, typed array or DataView) as a Uint8Array view of the same
+// memory, or null when `value` is not one.
+function viewOf(value) {
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  if (typeof SharedArrayBuffer === "function" && value instanceof SharedArrayBuffer) return new Uint8Array(value);
+  return null;
+}
+
+// A copy of the bytes of `view` in a fresh ArrayBuffer of exactly that length.
+function copyToArrayBuffer(view) {
+  return view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength);
+}
+
+// JS strings may hold lone surrogates; everything that leaves JS as UTF-8 goes through this.
+function wellFormed(string) {
+  return string.isWellFormed() ? string : string.toWellFormed();
+}
+
+function utf8Encode(string) {
+  return host.utf8Encode(wellFormed(String(string)));
+}
+
+function utf8Decode(bytes, fatal) {
+  return host.utf8Decode(viewOf(bytes), fatal === true);
+}
+
+// Concatenates Uint8Arrays.
+function concatBytes(chunks) {
+  let length = 0;
+  for (const chunk of chunks) length += chunk.byteLength;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+// Reports an error nobody can catch (a throwing timer or microtask) like a browser does: on the
+// log, without stopping the request.
+function reportError(error) {
+  host.writeErr("[error] Uncaught " + describeError(error));
+}
+
+defineGlobal("reportError", reportError);

@@ -1,0 +1,262 @@
+// serve.js: worker registration (both styles), env vars, one request in, one output out.
+//
+// Service-worker style: `addEventListener("fetch", (event) => event.respondWith(r))`, where r
+// is a Response or a promise of one. Module style: `export default { fetch(request, env, ctx) }`
+// (any default export with a fetch method, a Hono app for instance); `env` holds the
+// worker's vars and the `KV` binding, `ctx.waitUntil(promise)` delays the output until the
+// promise settles. The Rust side tells the styles apart by parsing (see src/worker.rs).
+
+let moduleHandler = null;
+const fetchListeners = [];
+const otherListeners = new EventTarget();
+const env = {};
+
+defineGlobal("self", globalThis);
+
+defineGlobal("addEventListener", function addEventListener(type, listener, options) {
+  if (String(type) === "fetch") {
+    if (typeof listener !== "function" && !(listener && typeof listener.handleEvent === "function")) {
+      throw new TypeError('addEventListener("fetch", listener): the listener must be a function');
+    }
+    if (!fetchListeners.includes(listener)) fetchListeners.push(listener);
+  } else {
+    otherListeners.addEventListener(type, listener, options);
+  }
+});
+
+defineGlobal("removeEventListener", function removeEventListener(type, listener) {
+  if (String(type) === "fetch") {
+    const index = fetchListeners.indexOf(listener);
+    if (index >= 0) fetchListeners.splice(index, 1);
+  } else {
+    otherListeners.removeEventListener(type, listener);
+  }
+});
+
+let fetchEventState;
+
+class FetchEvent extends Event {
+  #request;
+  #response = null;
+  #responded = false;
+  #waits;
+
+  constructor(type, init = {}) {
+    super(type, init);
+    if (!init || !(init.request instanceof Request)) throw new TypeError("FetchEvent: init.request must be a Request");
+    this.#request = init.request;
+    this.#waits = [];
+  }
+
+  static {
+    fetchEventState = (event) => ({ responded: event.#responded, response: event.#response, waits: event.#waits });
+  }
+
+  get request() {
+    return this.#request;
+  }
+
+  respondWith(response) {
+    if (this.#responded) throw new DOMException("FetchEvent.respondWith: the event was already responded to", "InvalidStateError");
+    this.#responded = true;
+    this.#response = response;
+  }
+
+  waitUntil(promise) {
+    this.#waits.push(Promise.resolve(promise));
+  }
+
+  passThroughOnException() {}
+}
+tag(FetchEvent, "FetchEvent");
+defineGlobal("FetchEvent", FetchEvent);
+
+const RESERVED = new Set(
+  ("break case catch class const continue debugger default delete do else enum export extends false finally for function if " +
+    "import in instanceof new null return super switch this throw true try typeof var void while with yield let static " +
+    "implements interface package private protected public await arguments eval undefined NaN Infinity globalThis").split(" "),
+);
+
+// The worker's [vars]: each one in `env`, and as a read-only global when its name is an
+// identifier (the original defined them as global constants).
+internal.setVars = function setVars(vars) {
+  for (const name of Object.keys(vars)) {
+    const value = String(vars[name]);
+    env[name] = value;
+    if (!IDENTIFIER.test(name) || RESERVED.has(name)) continue;
+    try {
+      Object.defineProperty(globalThis, name, { value, writable: false, enumerable: true, configurable: true });
+    } catch {
+      // a non-configurable global of the same name keeps its value; env still has the var
+    }
+  }
+  env.KV = KV;
+};
+
+// Called with the namespace of a module worker once it has been evaluated.
+internal.setModule = function setModule(namespace) {
+  const handler = namespace.default;
+  if (handler === undefined || handler === null) return;
+  if (typeof handler.fetch !== "function") {
+    throw new TypeError("the default export has no fetch() method: export default { async fetch(request, env, ctx) { ... } }");
+  }
+  moduleHandler = handler;
+};
+
+// Called after the worker was evaluated: a worker that registers no handler cannot serve.
+internal.finishInit = function finishInit() {
+  if (moduleHandler === null && fetchListeners.length === 0) {
+    throw new Error(
+      'the worker registers no fetch handler: use addEventListener("fetch", (event) => event.respondWith(...)) ' +
+        "or export default { async fetch(request, env, ctx) { ... } }",
+    );
+  }
+};
+
+function incomingRequest(input) {
+  const method = typeof input.method === "string" && input.method ? input.method : "GET";
+  let url = typeof input.url === "string" ? input.url : "/";
+  if (!/^[A-Za-z][A-Za-z0-9+\-.]*:/.test(url)) url = new URL(url, "http://localhost").href;
+  let source = null;
+  if (typeof input.body === "string" && input.body !== "") {
+    source = input.base64 === true ? host.b64Decode(input.body) : input.body;
+  }
+  const params = Object.create(null);
+  if (input.params && typeof input.params === "object") for (const key of Object.keys(input.params)) params[key] = String(input.params[key]);
+  return new Request(trustedRequest, {
+    url,
+    method,
+    headers: new Headers(input.headers && typeof input.headers === "object" ? input.headers : undefined),
+    source,
+    params,
+  });
+}
+
+function describeValue(value) {
+  if (value === null) return "null";
+  if (typeof value === "object") return "a " + (constructorName(value) || "Object") + " object";
+  return typeof value === "string" ? "a string" : String(value);
+}
+
+// Runs the handler; resolves to the Response and the promises given to waitUntil.
+function dispatch(request) {
+  if (moduleHandler !== null) {
+    const waits = [];
+    const ctx = {
+      waitUntil(promise) {
+        waits.push(Promise.resolve(promise));
+      },
+      passThroughOnException() {},
+      props: {},
+    };
+    return new Promise((resolve) => resolve(moduleHandler.fetch(request, env, ctx))).then((response) => ({ response, waits }));
+  }
+  return new Promise((resolve) => {
+    const event = new FetchEvent("fetch", { request });
+    for (const listener of fetchListeners) {
+      if (typeof listener === "function") listener.call(globalThis, event);
+      else listener.handleEvent(event);
+      if (fetchEventState(event).responded) break;
+    }
+    const state = fetchEventState(event);
+    if (!state.responded) throw new Error("the fetch listener did not call event.respondWith() synchronously");
+    resolve(Promise.resolve(state.response).then((response) => ({ response, waits: state.waits })));
+  });
+}
+
+async function outputOf(response) {
+  if (!(response instanceof Response)) {
+    throw new TypeError(`the fetch handler must return a Response (or a promise of one), not ${describeValue(response)}`);
+  }
+  const body = responseBody(response);
+  if (body.isUsed()) throw new TypeError("the body of the returned Response has already been read");
+  const source = body.source;
+  let data = "";
+  let base64 = false;
+  if (typeof source === "string") data = source;
+  else if (source !== null) {
+    const bytes = source instanceof ReadableStream ? await readAllBytes(source) : source;
+    data = host.b64Encode(bytes);
+    base64 = true;
+  }
+  const headers = headersForOutput(response.headers);
+  if (responseDefaultType(response)) delete headers["content-type"];
+  return { data, base64, status: response.status === 0 ? 500 : response.status, headers };
+}
+
+// Serves one request: `json` is the request JSON from stdin. Resolves to [0, output JSON] or
+// [1, error report]; never rejects.
+internal.handle = function handle(json) {
+  beginRequest();
+  let input;
+  try {
+    input = JSON.parse(json);
+    if (input === null || typeof input !== "object") throw new TypeError("not a JSON object");
+  } catch (error) {
+    return Promise.resolve([1, `${workerFile}:1:1: Error: the request on stdin is not valid wws request JSON: ${error.message}`]);
+  }
+  let request;
+  try {
+    setKvState(input.kv);
+    request = incomingRequest(input);
+  } catch (error) {
+    return Promise.resolve([1, internal.formatError(error)]);
+  }
+  return dispatch(request)
+    .then(async ({ response, waits }) => {
+      const output = await outputOf(response);
+      for (let i = 0; i < waits.length; i++) {
+        try {
+          await waits[i];
+        } catch (error) {
+          reportError(error);
+        }
+      }
+      output.kv = kvState;
+      return [0, JSON.stringify(output)];
+    })
+    .catch((error) => [1, internal.formatError(error)]);
+};
+
+// ---- error reports ---------------------------------------------------------------------
+
+let workerFile = "index.js";
+
+internal.setWorkerFile = function setWorkerFile(name) {
+  workerFile = name;
+};
+
+function parseFrame(line) {
+  const m = /^\s*at (?:.*?\()?(.+?):(\d+):(\d+)\)?\s*$/.exec(line);
+  return m ? { file: m[1], line: Number(m[2]), col: Number(m[3]) } : null;
+}
+
+function errorLocation(error) {
+  const stack = error !== null && typeof error === "object" && typeof error.stack === "string" ? error.stack : "";
+  const frames = stack.split("\n").map(parseFrame).filter(Boolean);
+  return frames.find((f) => f.file === workerFile) || frames[0] || { file: workerFile, line: 1, col: 1 };
+}
+
+// `<file>:<line>:<col>: <ErrorName>: <message>`, then the stack frames.
+internal.formatError = function formatError(error) {
+  const where = errorLocation(error);
+  let name = "Error";
+  let message;
+  let stack = "";
+  if (error instanceof Error || (error !== null && typeof error === "object" && typeof error.message === "string")) {
+    name = String(error.name || "Error");
+    message = String(error.message);
+    stack = typeof error.stack === "string" ? error.stack.replace(/\s+$/, "") : "";
+  } else {
+    message = "Uncaught " + inspect(error, {});
+  }
+  return `${where.file}:${where.line}:${where.col}: ${name}: ${message}` + (stack ? "\n" + stack : "");
+};
+
+// Of two parse errors (the worker compiled as a script and as a module), the one that got
+// further into the file: that is the mode the author meant.
+internal.laterError = function laterError(a, b) {
+  const x = errorLocation(a);
+  const y = errorLocation(b);
+  return y.line > x.line || (y.line === x.line && y.col > x.col) ? b : a;
+};

@@ -1,0 +1,93 @@
+//! Loading the worker's source: told apart as a script or an ES module by parsing, then
+//! evaluated once.
+//!
+//! The source is first compiled (not run) as a classic script. If that parses, it is a
+//! service-worker-style script and it runs. If not, it is compiled as a module (an
+//! `export default { fetch }` worker, or a bundle such as a Hono app); when that parses too,
+//! the module is evaluated (top-level `await` included) and its namespace handed to the
+//! polyfills. When both fail, the error of the mode that got further into the file is
+//! reported, which is the one the author meant. Nothing is guessed from the text.
+
+use std::ffi::CString;
+
+use rquickjs::{Ctx, Exception, Function, Module, Object, Value, promise::PromiseState, qjs};
+
+/// Compiles and runs the worker; on failure returns the thrown JS value.
+pub fn evaluate<'js>(ctx: &Ctx<'js>, internal: &Object<'js>, source: &str, file: &str) -> Result<(), Value<'js>> {
+    let script_error = match compile_script(ctx, source, file) {
+        Ok(compiled) => {
+            run_compiled(ctx, &compiled).map_err(|e| caught(ctx, e))?;
+            return Ok(());
+        }
+        Err(e) => caught(ctx, e),
+    };
+    let module = match Module::declare(ctx.clone(), file, source) {
+        Ok(module) => module,
+        Err(e) => {
+            let module_error = caught(ctx, e);
+            let later = internal
+                .get::<_, Function>("laterError")
+                .and_then(|f| f.call::<_, Value>((script_error.clone(), module_error)));
+            return Err(later.unwrap_or(script_error));
+        }
+    };
+    let (module, promise) = module.eval().map_err(|e| caught(ctx, e))?;
+    loop {
+        match promise.state() {
+            PromiseState::Resolved => break,
+            PromiseState::Rejected => {
+                let error = promise.result::<Value>().map_or_else(|| Value::new_undefined(ctx.clone()), |r| r.unwrap_or_else(|e| caught(ctx, e)));
+                return Err(error);
+            }
+            PromiseState::Pending => {
+                if !ctx.execute_pending_job() {
+                    return Err(message(ctx, "the module's top-level await never settled (timers and I/O do not run while a worker loads)"));
+                }
+            }
+        }
+    }
+    let namespace = module.namespace().map_err(|e| caught(ctx, e))?;
+    internal
+        .get::<_, Function>("setModule")
+        .and_then(|f| f.call::<_, ()>((namespace,)))
+        .map_err(|e| caught(ctx, e))
+}
+
+/// The JS value behind an rquickjs error: the pending exception, or a new Error that carries
+/// the Rust error's message.
+pub fn caught<'js>(ctx: &Ctx<'js>, error: rquickjs::Error) -> Value<'js> {
+    if error.is_exception() {
+        return ctx.catch();
+    }
+    message(ctx, &error.to_string())
+}
+
+/// A new JS `Error` with `text` as its message.
+pub fn message<'js>(ctx: &Ctx<'js>, text: &str) -> Value<'js> {
+    Exception::from_message(ctx.clone(), text).map_or_else(|_| Value::new_undefined(ctx.clone()), |e| e.into_value())
+}
+
+/// Compiles `source` as a classic (global) script without running it.
+fn compile_script<'js>(ctx: &Ctx<'js>, source: &str, file: &str) -> rquickjs::Result<Value<'js>> {
+    let code = CString::new(source)?;
+    let name = CString::new(file)?;
+    let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
+    // SAFETY: the context pointer is live for 'js; `code` and `name` are NUL-terminated and
+    // outlive the call, and `source.len()` is the length of `code` without its NUL, as JS_Eval
+    // requires. JS_Eval returns a new owned value (or the exception marker).
+    let raw = unsafe { qjs::JS_Eval(ctx.as_raw().as_ptr(), code.as_ptr(), source.len() as _, name.as_ptr(), flags) };
+    // SAFETY: `raw` is owned and belongs to this context's runtime; Value takes the reference.
+    let value = unsafe { Value::from_raw(ctx.clone(), raw) };
+    if value.is_exception() { Err(rquickjs::Error::Exception) } else { Ok(value) }
+}
+
+/// Runs a script compiled by [`compile_script`].
+fn run_compiled<'js>(ctx: &Ctx<'js>, compiled: &Value<'js>) -> rquickjs::Result<()> {
+    let context = ctx.as_raw().as_ptr();
+    // SAFETY: JS_EvalFunction consumes one reference to the compiled function, so it gets a new
+    // one (JS_DupValue) and `compiled` keeps its own. The result is a new owned value.
+    let raw = unsafe { qjs::JS_EvalFunction(context, qjs::JS_DupValue(context, compiled.as_raw())) };
+    // SAFETY: `raw` is owned and belongs to this context's runtime.
+    let result = unsafe { Value::from_raw(ctx.clone(), raw) };
+    if result.is_exception() { Err(rquickjs::Error::Exception) } else { Ok(()) }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds the JavaScript engine guest (engines/js) reproducibly and copies it to
+# engines/js/dist/wws-js-engine.wasm, the file wws embeds.
+#
+#   scripts/build-js-engine.sh [--out FILE] [--target-dir DIR]
+#
+# Installs what it needs when missing: Debian's clang, llvm (llvm-ar) and wasi-libc (QuickJS'
+# C code is compiled with them), and the Rust wasm32-wasip1 target. The build is
+# bit-reproducible: the C side maps the target dir away with -ffile-prefix-map and the Rust
+# side remaps the source paths, so the same inputs give the same sha256 on any machine with
+# the same toolchain versions (scripts/check-js-engine.sh relies on it).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+crate="$repo/engines/js"
+out="$crate/dist/wws-js-engine.wasm"
+target_dir="${CARGO_TARGET_DIR:-/root/.cache/wws/target-js}"
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    --target-dir) target_dir="$2"; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "build-js-engine: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+need_apt=()
+command -v clang >/dev/null 2>&1 || need_apt+=(clang)
+command -v llvm-ar >/dev/null 2>&1 || need_apt+=(llvm)
+[ -f /usr/include/wasm32-wasi/stdlib.h ] || need_apt+=(wasi-libc)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "build-js-engine: installing ${need_apt[*]} with apt-get" >&2
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang llvm wasi-libc >/dev/null
+fi
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+  echo "build-js-engine: adding the Rust target wasm32-wasip1" >&2
+  rustup target add wasm32-wasip1
+fi
+
+mkdir -p "$target_dir"
+target_dir="$(cd "$target_dir" && pwd)"
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+
+# Reproducibility: no absolute path of this machine may reach the binary.
+export RQUICKJS_SYS_NO_WASI_SDK=1
+export CC_wasm32_wasip1=clang
+export AR_wasm32_wasip1=llvm-ar
+export CFLAGS_wasm32_wasip1="-nostdlibinc -isystem /usr/include/wasm32-wasi -ffile-prefix-map=$target_dir=/target -ffile-prefix-map=$cargo_home=/cargo"
+
+export RUSTFLAGS="--remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$crate=/engine --remap-path-prefix=$target_dir=/target"
+export SOURCE_DATE_EPOCH=0
+
+cd "$crate"
+nice cargo build --release --locked --target wasm32-wasip1 --target-dir "$target_dir"
+
+built="$target_dir/wasm32-wasip1/release/wws-js-engine.wasm"
+mkdir -p "$(dirname "$out")"
+cp "$built" "$out.tmp"
+mv "$out.tmp" "$out"
+echo "build-js-engine: $(sha256sum "$out" | cut -d' ' -f1)  $out ($(stat -c %s "$out") bytes)"
