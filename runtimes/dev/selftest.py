@@ -173,6 +173,14 @@ def test_runtime(runtime, tmp):
     o = run("", reuse=True, stdin=b"12\n{\"url\":")
     check("reuse mode: truncated frame fails", not o.ok and "truncated" in o.stderr, (o.detail, o.stderr[-300:]))
 
+    # Empty stdin in reuse mode: the worker is loaded, nothing is served, clean exit; a syntax
+    # error fails that same check (a host can run it at startup).
+    o = run("", reuse=True, stdin=b"")
+    check("reuse mode, empty stdin: loads the worker and exits cleanly", o.ok and o.stdout == b"", (o.detail, o.stdout[:100], o.stderr[-300:]))
+    broken = runtime.prepare("def worker(req:\n", Path(tmp) / "broken")
+    o = runtime.run(broken, b"", None, (), True)
+    check("reuse mode, empty stdin: a syntax error fails", not o.ok and "SyntaxError" in o.stderr, (o.detail, o.stderr[-300:]))
+
     # Timings.
     single = []
     for _ in range(5):
