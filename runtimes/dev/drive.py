@@ -174,6 +174,7 @@ class Runtime:
             _handle, state = struct.unpack("<Ii", memory.read(store, result, result + 8))
             return state
 
+        initialised = None
         try:
             exports["_initialize"](store)
             args = [guest_string(arg) for arg in self.entry["args"]]
@@ -189,11 +190,10 @@ class Runtime:
             evaluate("STDOUT.flush; STDERR.flush")
         except ExitTrap as exit:
             ok, detail = False, f"exit {exit.code} (proc_exit inside the reactor)"
-            initialised = locals().get("initialised", time.perf_counter())
         except wasmtime.Trap as trap:
             ok, detail = False, f"trap: {trap.message}"
-            initialised = locals().get("initialised", time.perf_counter())
         done = time.perf_counter()
+        initialised = initialised or done
         return ok, detail, {"instantiate": instantiated - started, "init": initialised - instantiated, "run": done - initialised}
 
 
