@@ -43,6 +43,15 @@ function functionLabel(fn) {
   return "[Function" + name + "]";
 }
 
+// The stack without the engine's own frames (the polyfills and native calls they make).
+function cleanStack(stack) {
+  return stack
+    .split("\n")
+    .filter((line) => !line.includes("(wws:polyfills:") && !/^\s*at (?:\S+ )?\(native\)$/.test(line))
+    .join("\n")
+    .replace(/\s+$/, "");
+}
+
 // `Name: message` plus the stack frames, as Node prints an Error.
 function describeError(error) {
   if (!(error instanceof Error)) {
@@ -57,7 +66,7 @@ function describeError(error) {
   } catch {
     head = "Error";
   }
-  const stack = typeof error.stack === "string" ? error.stack.replace(/\s+$/, "") : "";
+  const stack = typeof error.stack === "string" ? cleanStack(error.stack) : "";
   let text = stack && !stack.startsWith(head) ? head + "\n" + stack : stack || head;
   if (error.cause !== undefined) text += "\n  [cause]: " + inspect(error.cause, { depth: 1 });
   return text;
@@ -112,7 +121,7 @@ function inspect(value, options = {}, seen = [], indent = 0) {
   if (value instanceof String || value instanceof Number || value instanceof Boolean) {
     return "[" + constructorName(value) + ": " + inspect(value.valueOf(), {}) + "]";
   }
-  const nested = seen.length >= depth;
+  const nested = seen.length > depth;
   if (Array.isArray(value)) {
     if (nested) return value.length ? "[Array]" : "[]";
     const next = seen.concat([value]);
@@ -270,7 +279,7 @@ const console = {
   error: (...args) => write("error", formatArgs(args)),
   debug: (...args) => write("debug", formatArgs(args)),
   trace: (...args) => {
-    const stack = (new Error().stack || "").split("\n").slice(1).join("\n");
+    const stack = cleanStack((new Error().stack || "").split("\n").slice(1).join("\n"));
     write("trace", "Trace" + (args.length ? ": " + formatArgs(args) : "") + (stack ? "\n" + stack : ""));
   },
   dir: (value, options) => write("log", inspect(value, options || {})),

@@ -116,14 +116,14 @@ tag(TextDecoder, "TextDecoder");
 function btoa(data) {
   if (arguments.length === 0) throw new TypeError("btoa: 1 argument required, but only 0 present");
   const out = host.btoa(String(data));
-  if (out === null) throw new DOMException("btoa: the string contains characters outside of the Latin1 range", "InvalidCharacterError");
+  if (out == null) throw new DOMException("btoa: the string contains characters outside of the Latin1 range", "InvalidCharacterError");
   return out;
 }
 
 function atob(data) {
   if (arguments.length === 0) throw new TypeError("atob: 1 argument required, but only 0 present");
   const out = host.atob(String(data));
-  if (out === null) throw new DOMException("atob: the string to be decoded is not correctly encoded", "InvalidCharacterError");
+  if (out == null) throw new DOMException("atob: the string to be decoded is not correctly encoded", "InvalidCharacterError");
   return out;
 }
 

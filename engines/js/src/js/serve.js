@@ -234,7 +234,7 @@ function parseFrame(line) {
 function errorLocation(error) {
   const stack = error !== null && typeof error === "object" && typeof error.stack === "string" ? error.stack : "";
   const frames = stack.split("\n").map(parseFrame).filter(Boolean);
-  return frames.find((f) => f.file === workerFile) || frames[0] || { file: workerFile, line: 1, col: 1 };
+  return frames.find((f) => f.file === workerFile) || { file: workerFile, line: 1, col: 1 };
 }
 
 // `<file>:<line>:<col>: <ErrorName>: <message>`, then the stack frames.
@@ -246,7 +246,7 @@ internal.formatError = function formatError(error) {
   if (error instanceof Error || (error !== null && typeof error === "object" && typeof error.message === "string")) {
     name = String(error.name || "Error");
     message = String(error.message);
-    stack = typeof error.stack === "string" ? error.stack.replace(/\s+$/, "") : "";
+    stack = typeof error.stack === "string" ? cleanStack(error.stack) : "";
   } else {
     message = "Uncaught " + inspect(error, {});
   }
