@@ -148,6 +148,9 @@ def main():
     for case in cases:
         if args.only and not any(s in case["name"] for s in args.only):
             continue
+        if not os.path.exists(os.path.join(FIXTURES, case["worker"])):
+            print(f"skip {case['name']} (run tests/fixtures/js/{case.get('build', '?')} first)")
+            continue
         ran += 1
         out, err, code = run(engine, module, case, args.mode)
         problems = check(case, out, err, code)

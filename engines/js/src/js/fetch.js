@@ -242,7 +242,7 @@ class Response {
   static {
     responseBody = (response) => response.#body;
     // True when the Content-Type is the one a plain string body implied, not one the worker
-    // chose: wws then keeps the original's default (text/html) on the wire.
+    // chose (see `outputOf` in serve.js).
     responseDefaultType = (response) =>
       response.#impliedType === "text/plain;charset=UTF-8" && response.#headers.get("content-type") === response.#impliedType;
   }

@@ -164,6 +164,8 @@ function dispatch(request) {
   });
 }
 
+const HTML_DOCUMENT = /^\s*<(?:!doctype\s+html|html)[\s>]/i;
+
 async function outputOf(response) {
   if (!(response instanceof Response)) {
     throw new TypeError(`the fetch handler must return a Response (or a promise of one), not ${describeValue(response)}`);
@@ -180,7 +182,14 @@ async function outputOf(response) {
     base64 = true;
   }
   const headers = headersForOutput(response.headers);
-  if (responseDefaultType(response)) delete headers["content-type"];
+  // The original wws served every response as text/html unless the worker said otherwise, and
+  // its examples return HTML documents from `new Response(html)`. The Fetch standard makes a
+  // string body text/plain (and Hono's c.text() relies on that). Both hold: a string body
+  // whose type the worker left to the default goes out as text/html only when it is an HTML
+  // document (it starts with <!doctype html> or <html>), as text/plain otherwise.
+  if (responseDefaultType(response) && typeof source === "string" && HTML_DOCUMENT.test(source)) {
+    headers["content-type"] = "text/html;charset=UTF-8";
+  }
   return { data, base64, status: response.status === 0 ? 500 : response.status, headers };
 }
 
