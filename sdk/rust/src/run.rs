@@ -7,10 +7,11 @@
 
 use std::io::{Read, Write};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use http::{Request, Response};
 
-use crate::io::{Input, Output, RequestBody};
+use crate::io::{Output, RequestBody};
+use crate::wire::{Envelope, output_json};
 use crate::{Cache, Content, Params};
 
 /// Serves one request over stdin/stdout with `handler`.
@@ -46,32 +47,37 @@ where
     E: Into<anyhow::Error>,
     F: FnOnce(Request<B>, &Params, &mut Cache) -> Result<Response<C>, E>,
 {
-    let answer = handle(&mut input, writes_kv, handler).unwrap_or_else(|err| {
+    let mut json = handle(&mut input, writes_kv, handler).unwrap_or_else(|err| {
         eprintln!("wws-sdk: {err:#}");
-        Output::handler_error()
+        // Serializing a fixed struct of strings cannot fail.
+        serde_json::to_vec(&Output::handler_error()).unwrap_or_default()
     });
-    let mut json = serde_json::to_vec(&answer).map_err(std::io::Error::other)?;
     json.push(b'\n');
     output.write_all(&json)?;
     output.flush()
 }
 
-/// Parses the input and runs the handler, turning every failure into an error.
-fn handle<B, C, E, F>(input: &mut impl Read, writes_kv: bool, handler: F) -> Result<Output>
+/// Parses the input, runs the handler and serializes its response; every failure is an error.
+fn handle<B, C, E, F>(input: &mut impl Read, writes_kv: bool, handler: F) -> Result<Vec<u8>>
 where
     B: RequestBody,
     C: Into<Content>,
     E: Into<anyhow::Error>,
     F: FnOnce(Request<B>, &Params, &mut Cache) -> Result<Response<C>, E>,
 {
-    let mut input = Input::new(input)?;
-    let request = input.take_request()?;
-    let mut cache = std::mem::take(&mut input.kv);
-    let response = handler(request, &input.params, &mut cache).map_err(|err| {
+    // Room for a typical request up front: stdin is then read in two calls (data, end).
+    let mut bytes = Vec::with_capacity(4096);
+    input
+        .read_to_end(&mut bytes)
+        .context("cannot read the request from stdin")?;
+    let mut envelope = Envelope::parse(&bytes)?;
+    let request = envelope.take_request()?;
+    let mut cache = std::mem::take(&mut envelope.kv);
+    let response = handler(request, &envelope.params, &mut cache).map_err(|err| {
         let err: anyhow::Error = err.into();
         err.context("the handler returned an error")
     })?;
-    Ok(Output::from_response(response, writes_kv.then_some(cache)))
+    output_json(response, writes_kv.then_some(&cache))
 }
 
 #[cfg(test)]
@@ -160,5 +166,53 @@ mod tests {
         });
         assert_eq!(out.status, 404);
         assert_eq!(out.headers["x-path"], HeaderValues::One("/p/1".into()));
+    }
+
+    #[test]
+    fn escaped_strings_and_header_lists_are_decoded() {
+        let input = r#"{"url":"http://h/caf\u0041?q=%22x%22","method":"POST","headers":{"x-quote":"a\"b","x-list":["1","2"],"bad name":"x","x-ctl":"a\u0001b"},"body":"line\nnext"}"#;
+        let out = serve_str(input, false, |req: Request<String>, _, _| {
+            let list: Vec<_> = req
+                .headers()
+                .get_all("x-list")
+                .iter()
+                .map(|v| v.to_str().unwrap_or("?"))
+                .collect();
+            Response::builder()
+                .header("x-uri", req.uri().to_string())
+                .header("x-quote", req.headers()["x-quote"].clone())
+                .header("x-list", list.join("+"))
+                .header("x-count", req.headers().len().to_string())
+                .body(req.into_body())
+        });
+        assert_eq!(out.status, 200, "{out:?}");
+        assert_eq!(out.data, "line\nnext");
+        let header = |name: &str| out.headers[name].iter().collect::<Vec<_>>().join(",");
+        assert_eq!(header("x-uri"), "http://h/cafA?q=%22x%22");
+        assert_eq!(header("x-quote"), "a\"b");
+        assert_eq!(header("x-list"), "1+2");
+        assert_eq!(
+            header("x-count"),
+            "3",
+            "invalid name and control character are skipped"
+        );
+    }
+
+    #[test]
+    fn base64_bodies_reach_byte_handlers_exactly() {
+        let input = r#"{"url":"/","method":"PUT","body":"AP8K","base64":true}"#;
+        let out = serve_str(input, false, |req: Request<bytes::Bytes>, _, _| {
+            Ok::<_, anyhow::Error>(Response::new(req.into_body()))
+        });
+        assert_eq!((out.data.as_str(), out.base64), ("AP8K", true));
+    }
+
+    #[test]
+    fn invalid_url_answers_500() {
+        let input = r#"{"url":"http://bad host/","method":"GET"}"#;
+        let out = serve_str(input, false, |_req: Request<String>, _, _| {
+            Ok::<_, anyhow::Error>(Response::new("unreachable"))
+        });
+        assert_eq!(out.status, 500);
     }
 }
