@@ -273,9 +273,14 @@ impl Output {
     }
 
     /// Converts a handler's response; `cache` becomes `kv` (`None` leaves the namespace alone).
+    /// A plain `Cache` is accepted too, as the original kit's signature took one.
     ///
     /// Header values that are not valid UTF-8 are converted lossily.
-    pub fn from_response<C: Into<Content>>(response: Response<C>, cache: Option<Cache>) -> Self {
+    pub fn from_response<C: Into<Content>>(
+        response: Response<C>,
+        cache: impl Into<Option<Cache>>,
+    ) -> Self {
+        let cache = cache.into();
         let (parts, body) = response.into_parts();
         let mut headers = BTreeMap::new();
         for name in parts.headers.keys() {
@@ -410,6 +415,12 @@ mod tests {
             with.to_json()
                 .expect("serializable")
                 .contains(r#""kv":{"k":"v"}"#)
+        );
+        let plain = Output::from_response(Response::new("x"), Cache::new());
+        assert_eq!(
+            plain.kv,
+            Some(Cache::new()),
+            "the original kit passed the cache itself"
         );
         let without = Output::from_response(Response::new("x"), None);
         assert!(!without.to_json().expect("serializable").contains("kv"));
