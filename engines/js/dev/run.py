@@ -59,6 +59,7 @@ def run_once(engine, module, src_dir, name, env, request, mode):
         exports["_start"](store)
         times["start"] = time.perf_counter() - t0
     except wasmtime.ExitTrap as e:
+        times["start"] = time.perf_counter() - t0
         code = e.code
     except wasmtime.Trap as e:
         code = "trap"

@@ -112,6 +112,10 @@ fn load_in<'js>(ctx: &Ctx<'js>, source: &str, worker_file: &str) -> Result<Persi
     steps.map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
     worker::evaluate(ctx, &internal, source, worker_file).map_err(|thrown| format_value(ctx, Some(&internal), thrown, worker_file))?;
     call(&internal, "finishInit", ()).map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
+    call(&internal, "warmUp", ()).map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
+    while ctx.execute_pending_job() {}
+    // Whatever loading left unreachable should not be part of the snapshot.
+    ctx.run_gc();
     Ok(Persistent::save(ctx, internal))
 }
 

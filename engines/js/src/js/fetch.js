@@ -57,7 +57,7 @@ class Request {
       this.#headers = init.headers;
       this.#body = new BodyState(init.source);
       this.#params = init.params;
-      this.#signal = createSignal();
+      this.#signal = null;
       this.#redirect = "follow";
       this.#init = {};
       return;
@@ -110,6 +110,7 @@ class Request {
   }
 
   get signal() {
+    if (this.#signal === null) this.#signal = createSignal();
     return this.#signal;
   }
 
@@ -233,8 +234,8 @@ class Response {
       throw new TypeError(`Response: a response with status ${status} cannot have a body`);
     }
     this.#body = new BodyState(source);
-    if (type && !this.#headers.has("content-type")) {
-      this.#headers.set("content-type", type);
+    if (type && (init.headers === undefined || !this.#headers.has("content-type"))) {
+      headersAppendTrusted(this.#headers, "content-type", type);
       this.#impliedType = type;
     }
   }

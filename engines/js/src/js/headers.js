@@ -7,19 +7,32 @@
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 function headerName(name) {
-  name = String(name);
+  if (typeof name !== "string") name = String(name);
   if (!TOKEN.test(name)) throw new TypeError(`Headers: ${JSON.stringify(name)} is not a valid header name`);
   return name.toLowerCase();
 }
 
+function isHTTPWhitespace(code) {
+  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+}
+
 function headerValue(value) {
-  value = String(value).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
-  if (/[\0\r\n]/.test(value)) throw new TypeError(`Headers: ${JSON.stringify(value)} is not a valid header value`);
+  if (typeof value !== "string") value = String(value);
+  let start = 0;
+  let end = value.length;
+  while (start < end && isHTTPWhitespace(value.charCodeAt(start))) start++;
+  while (end > start && isHTTPWhitespace(value.charCodeAt(end - 1))) end--;
+  if (start !== 0 || end !== value.length) value = value.slice(start, end);
+  if (INVALID_VALUE.test(value)) throw new TypeError(`Headers: ${JSON.stringify(value)} is not a valid header value`);
   return value;
 }
 
+const INVALID_VALUE = /[\0\r\n]/;
+
 let headersList;
 let headersSetImmutable;
+let headersFromHost;
+let headersAppendTrusted;
 
 class Headers {
   #list = [];
@@ -52,7 +65,21 @@ class Headers {
   }
 
   static {
+    // Headers from the wws host: names already lowercase and values valid, so no checks.
+    headersFromHost = (object) => {
+      const headers = new Headers();
+      const list = headers.#list;
+      for (const name in object) {
+        const value = object[name];
+        if (typeof value === "string") list.push([name, value]);
+        else if (Array.isArray(value)) for (const v of value) list.push([name, String(v)]);
+      }
+      return headers;
+    };
     headersList = (headers) => headers.#list;
+    headersAppendTrusted = (headers, name, value) => {
+      headers.#list.push([name, value]);
+    };
     headersSetImmutable = (headers) => {
       headers.#immutable = true;
     };

@@ -24,7 +24,19 @@ const USERINFO_SET = (c) => PATH_SET(c) || c === 0x2f || c === 0x3a || c === 0x3
 
 const HEX = "0123456789ABCDEF";
 
+// For each set, a test that tells whether a string needs any encoding at all (most don't).
+const NEEDS_ENCODING = new Map([
+  [C0, /[^\x20-\x7e]/],
+  [FRAGMENT_SET, /[^\x21-\x7e]|["<>`]/],
+  [QUERY_SET, /[^\x21-\x7e]|["#<>]/],
+  [SPECIAL_QUERY_SET, /[^\x21-\x7e]|["#<>']/],
+  [PATH_SET, /[^\x21-\x7e]|["#<>?`{}]/],
+  [USERINFO_SET, /[^\x21-\x7e]|["#<>?`{}/:;=@[\\\]^|]/],
+]);
+
 function percentEncode(string, inSet) {
+  const needs = NEEDS_ENCODING.get(inSet);
+  if (needs && !needs.test(string)) return string;
   let out = "";
   for (const ch of wellFormed(string)) {
     const cp = ch.codePointAt(0);
