@@ -1,0 +1,22 @@
+//! `.wasm` workers: the file is the module (a WASI command, reactor or preview2 component).
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use wws_worker::config::WorkerConfig;
+use wws_worker::{Entrypoint, Program};
+
+/// The program for a `.wasm` worker at `file`.
+pub fn program(file: &Path, rel: &Path, config: &WorkerConfig) -> anyhow::Result<Program> {
+    let module = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = crate::display_name(rel);
+    Ok(Program {
+        args: vec![name.clone()],
+        name,
+        module: module.into(),
+        entrypoint: Entrypoint::Auto,
+        env: config.vars.clone(),
+        preopens: crate::folder_preopens(config),
+        ruby_script: None,
+    })
+}

@@ -1,0 +1,176 @@
+//! One request, start to finish: preflight, route match, static files, worker run, response.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use wws_router::RouteKind;
+use wws_worker::RunError;
+use wws_worker::protocol::{WorkerRequest, WorkerResponse, fold_headers};
+
+use crate::app::{App, Endpoint};
+use crate::respond::{self, Body};
+
+impl App {
+    /// Answers one request. Never fails: every problem becomes a status code.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let request_headers = req.headers().clone();
+        let mut resp = if self.cors.is_preflight(req.method(), req.headers()) {
+            let mut resp = respond::simple(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
+            resp.headers_mut().extend(self.cors.preflight(req.headers()));
+            return resp;
+        } else {
+            self.route(req).await
+        };
+        self.cors.decorate(&request_headers, resp.headers_mut());
+        resp
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        if let Some(found) = self.routes.find(&path) {
+            if found.route.kind != RouteKind::Static {
+                // A file in public/ wins over dynamic and catch-all routes (spec §2.5).
+                if let Some(resp) = self.static_file(&path).await {
+                    return resp;
+                }
+            }
+            let index = found.index;
+            let params = found.params;
+            return self.run_worker(&self.endpoints[index], req, params).await;
+        }
+        if let Some(resp) = self.static_file(&path).await {
+            return resp;
+        }
+        self.not_found().await
+    }
+
+    async fn static_file(&self, path: &str) -> Option<Response<Body>> {
+        let statics = self.statics.as_ref()?;
+        let rest = strip_prefix(path, &self.config.prefix)?;
+        let file = statics.get(rest).await?;
+        Some(respond::file(StatusCode::OK, file))
+    }
+
+    async fn not_found(&self) -> Response<Body> {
+        if let Some(statics) = &self.statics {
+            if let Some(page) = statics.not_found_page().await {
+                return respond::file(StatusCode::NOT_FOUND, page);
+            }
+        }
+        respond::simple(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", Bytes::new())
+    }
+
+    async fn run_worker(
+        &self,
+        endpoint: &Endpoint,
+        req: Request<Incoming>,
+        params: Vec<(String, String)>,
+    ) -> Response<Body> {
+        let worker = endpoint.worker.name();
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, self.config.max_body_bytes).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                return respond::simple(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "text/plain; charset=utf-8",
+                    format!("request body larger than {} bytes\n", self.config.max_body_bytes),
+                );
+            }
+            Err(err) => {
+                tracing::debug!("reading request body: {err}");
+                return respond::simple(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", "bad request body\n");
+            }
+        };
+
+        let snapshot = match &endpoint.kv_namespace {
+            Some(ns) => match self.kv.snapshot(ns).await {
+                Ok(s) => Some(s),
+                Err(err) => {
+                    tracing::error!(worker, "key/value namespace {ns} unavailable: {err:#}");
+                    return respond::worker_error(StatusCode::SERVICE_UNAVAILABLE);
+                }
+            },
+            None => None,
+        };
+        let empty = HashMap::new();
+        let kv = snapshot.as_deref().unwrap_or(&empty);
+        let url = full_url(&parts);
+        let headers = fold_headers(&parts.headers);
+        let input = WorkerRequest::new(&url, parts.method.as_str(), &headers, &body, kv, &params).to_bytes();
+        drop(body);
+
+        let stdout = match endpoint.worker.run(Bytes::from(input)).await {
+            Ok(stdout) => stdout,
+            Err(err) => {
+                tracing::error!(worker, path = parts.uri.path(), "worker {err}");
+                let status = match err {
+                    RunError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                    RunError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                return respond::worker_error(status);
+            }
+        };
+        let mut output = match WorkerResponse::parse(&stdout) {
+            Ok(o) => o,
+            Err(err) => {
+                tracing::error!(worker, path = parts.uri.path(), "worker {err}");
+                return respond::worker_error(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        };
+        let changes = match (&endpoint.kv_namespace, output.kv.take()) {
+            (Some(ns), Some(after)) => {
+                let after = after.into_iter().map(|(k, v)| (k, v.into_string())).collect();
+                Some((ns, wws_kv::diff(kv, after)))
+            }
+            _ => None,
+        };
+        let resp = match respond::from_worker(worker, output) {
+            Ok(resp) => resp,
+            Err(err) => {
+                tracing::error!(worker, path = parts.uri.path(), "worker {err}");
+                return respond::worker_error(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        };
+        if let Some((ns, changes)) = changes {
+            if let Err(err) = self.kv.apply(ns, changes).await {
+                tracing::error!(worker, "could not save key/value namespace {ns}: {err:#}");
+                return respond::worker_error(StatusCode::SERVICE_UNAVAILABLE);
+            }
+        }
+        resp
+    }
+}
+
+/// `scheme://host/path?query` as the worker protocol wants it; the host comes from the
+/// `Host` header (or the URI for HTTP/2), the scheme from `X-Forwarded-Proto` when a proxy set it.
+fn full_url(parts: &http::request::Parts) -> String {
+    let scheme = parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| *s == "https" || *s == "http")
+        .unwrap_or("http");
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    format!("{scheme}://{host}{path}")
+}
+
+/// Path without the prefix, if it is under it. `""` prefix keeps everything.
+fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}

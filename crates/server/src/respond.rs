@@ -1,0 +1,72 @@
+//! Building responses: plain errors, static files, and a worker's JSON output.
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use crate::static_files::StaticFile;
+
+/// The response body type of the whole server: bodies are fully buffered.
+pub type Body = Full<Bytes>;
+
+/// The original's body for a failed worker, kept so clients that match on it still work.
+pub const WORKER_ERROR_BODY: &str = "<p>There was an error running this function</p>";
+
+/// A small text or HTML response.
+pub fn simple(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// The answer for a worker that failed.
+pub fn worker_error(status: StatusCode) -> Response<Body> {
+    simple(status, "text/html; charset=utf-8", WORKER_ERROR_BODY)
+}
+
+/// A static file with status `status` (200, or 404 for the custom 404 page).
+pub fn file(status: StatusCode, file: StaticFile) -> Response<Body> {
+    let mut resp = Response::new(Full::new(file.body));
+    *resp.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(&file.content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    resp
+}
+
+/// Turns a parsed worker output into a response. Headers that are not valid HTTP (bad name,
+/// control characters in the value) are dropped with a warning naming the worker instead of
+/// failing the whole response.
+pub fn from_worker(
+    worker: &str,
+    mut out: wws_worker::protocol::WorkerResponse,
+) -> Result<Response<Body>, wws_worker::protocol::OutputError> {
+    let body = out.take_body()?;
+    let status = StatusCode::from_u16(out.status).unwrap_or_else(|_| {
+        tracing::warn!(worker, "returned invalid status {}; answering 200 as the original did", out.status);
+        StatusCode::OK
+    });
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    for (name, values) in &out.headers {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            tracing::warn!(worker, "dropped response header with invalid name {name:?}");
+            continue;
+        };
+        for value in values.iter() {
+            match HeaderValue::from_str(value) {
+                Ok(v) => {
+                    headers.append(name.clone(), v);
+                }
+                Err(_) => tracing::warn!(worker, "dropped header {name}: invalid value {value:?}"),
+            }
+        }
+    }
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    }
+    Ok(resp)
+}

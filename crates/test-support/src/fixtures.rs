@@ -1,0 +1,102 @@
+//! Guest fixtures are built from source (`tests/fixtures/rust`, one binary per worker) the first
+//! time a test asks for one, and test projects are assembled in fresh temporary folders.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::workspace_root;
+
+/// Folder where guest fixtures are built: beside the host build, never inside the source tree.
+fn fixtures_target_dir() -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    base.join("guest-fixtures")
+}
+
+/// Builds every Rust guest fixture once per test process (cargo itself serialises concurrent
+/// test binaries on the target dir lock) and returns the folder holding the `.wasm` files.
+pub fn rust_fixtures_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = fixtures_target_dir();
+        let manifest = workspace_root().join("tests/fixtures/rust/Cargo.toml");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip1",
+                "--manifest-path",
+            ])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target)
+            // Small shadow stack: 2 initial pages instead of 17 (notes/per-request-cost.md).
+            .env("RUSTFLAGS", "-C link-arg=-zstack-size=65536")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("cargo must be runnable to build guest fixtures");
+        assert!(status.success(), "building tests/fixtures/rust failed");
+        target.join("wasm32-wasip1/release")
+    })
+}
+
+/// Path of the compiled Rust fixture `name` (a bin of `tests/fixtures/rust`).
+pub fn rust_wasm(name: &str) -> PathBuf {
+    let path = rust_fixtures_dir().join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "no fixture {name}: add src/bin/{name}.rs to tests/fixtures/rust"
+    );
+    path
+}
+
+/// A project folder under construction, deleted when dropped.
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Project {
+    /// An empty project in a fresh temporary folder.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("wws-test-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    /// Project root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write a file (parents created) and return `self` for chaining.
+    pub fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        self
+    }
+
+    /// Copy the Rust fixture `fixture` to `rel` (e.g. `api/[id].wasm`).
+    pub fn wasm(&self, rel: &str, fixture: &str) -> &Self {
+        let bytes = std::fs::read(rust_wasm(fixture)).unwrap();
+        self.file(rel, bytes)
+    }
+
+    /// Create an empty folder.
+    pub fn dir(&self, rel: &str) -> &Self {
+        std::fs::create_dir_all(self.dir.path().join(rel)).unwrap();
+        self
+    }
+}

@@ -1,0 +1,167 @@
+//! The one wasmtime engine of the process, configured for cheap per-request instances.
+//!
+//! Decisions (measured in `notes/per-request-cost.md`, DESIGN §3):
+//! - the **pooling allocator** with memories, tables and fiber stacks kept resident between
+//!   requests and reset with `PAGEMAP_SCAN` where the kernel has it (Linux ≥ 6.7); without
+//!   this every request pays page faults and `madvise`, and throughput falls 3×;
+//! - **epoch interruption** from one ticker thread for the CPU-time limit; guests yield to tokio
+//!   at every tick, so a busy worker never stalls the reactor;
+//! - a dense memory image up to 128 MiB so large snapshots (Ruby, JS) instantiate copy-on-write.
+//!
+//! If the host cannot reserve the pool's address space, the engine falls back to on-demand
+//! allocation and logs a warning: slower, but it serves.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::Semaphore;
+use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::cache::ModuleCache;
+use crate::limits::Limits;
+
+/// How often the epoch advances. The CPU-time limit is counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Instance slots in the pool: the most requests that can run at once. Further requests wait
+/// for a slot instead of failing.
+const POOL_SLOTS: u32 = 1000;
+
+/// Memory kept resident per warm slot between requests (notes: ≥ the guest's touched footprint).
+const KEEP_RESIDENT: usize = 8 << 20;
+
+/// Shared engine state: the wasmtime engine, the limits, and the slot semaphore.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: wasmtime::Engine,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    cache: Option<ModuleCache>,
+    pooling: bool,
+}
+
+impl Engine {
+    /// Builds the engine and starts the epoch ticker thread. `cache_dir` (usually
+    /// `.wws/cache`) keeps compiled modules between starts; `None` compiles every time.
+    pub fn new(limits: Limits, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let (engine, pooling) = match wasmtime::Engine::new(&config(&limits, true)) {
+            Ok(engine) => (engine, true),
+            Err(err) => {
+                tracing::warn!(
+                    "pooling allocator unavailable ({err:#}); falling back to on-demand instances, which are slower"
+                );
+                let engine = wasmtime::Engine::new(&config(&limits, false))
+                    .map_err(anyhow::Error::from)
+                    .context("could not create the WebAssembly engine")?;
+                (engine, false)
+            }
+        };
+        if pooling {
+            tracing::debug!(
+                pagemap_scan = PoolingAllocationConfig::is_pagemap_scan_available(),
+                "pooling allocator ready"
+            );
+        }
+        start_ticker(&engine);
+        let cache = cache_dir.map(|dir| ModuleCache::new(dir, &engine));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                limits,
+                slots: Arc::new(Semaphore::new(POOL_SLOTS as usize)),
+                cache,
+                pooling,
+            }),
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.engine
+    }
+
+    /// Limits applied to every run.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Whether the pooling allocator is in use (false after the fallback).
+    pub fn is_pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    /// The compiled-module cache, if enabled.
+    pub fn cache(&self) -> Option<&ModuleCache> {
+        self.inner.cache.as_ref()
+    }
+
+    pub(crate) fn slots(&self) -> &Arc<Semaphore> {
+        &self.inner.slots
+    }
+
+    /// Compiles (or loads from the cache) a core module.
+    pub fn module(&self, bytes: &[u8]) -> anyhow::Result<wasmtime::Module> {
+        match &self.inner.cache {
+            Some(cache) => cache.module(&self.inner.engine, bytes),
+            None => Ok(wasmtime::Module::new(&self.inner.engine, bytes)?),
+        }
+    }
+
+    /// Compiles (or loads from the cache) a component.
+    pub fn component(&self, bytes: &[u8]) -> anyhow::Result<wasmtime::component::Component> {
+        match &self.inner.cache {
+            Some(cache) => cache.component(&self.inner.engine, bytes),
+            None => Ok(wasmtime::component::Component::new(&self.inner.engine, bytes)?),
+        }
+    }
+}
+
+fn config(limits: &Limits, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .wasm_component_model(true)
+        // Component-model async is not used; turning it off makes `Store::new` cheaper.
+        .concurrency_support(false)
+        .memory_guaranteed_dense_image_size(128 << 20);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(POOL_SLOTS)
+            .total_memories(POOL_SLOTS)
+            .total_tables(POOL_SLOTS)
+            .total_stacks(POOL_SLOTS)
+            .total_component_instances(POOL_SLOTS)
+            .max_memory_size(limits.max_memory_bytes)
+            // Interpreters (CPython, Ruby) have large function tables and instance records.
+            .table_elements(100_000)
+            .max_core_instance_size(4 << 20)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(64 << 10)
+            .pagemap_scan(Enabled::Auto);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// One thread for the whole process advances the epoch; stores count the ticks they run for.
+fn start_ticker(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("wws-epoch".into()).spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    });
+    if let Err(err) = spawned {
+        // Without the ticker, limits are not enforced; that must not go unnoticed.
+        tracing::error!("could not start the epoch ticker thread, CPU limits are off: {err}");
+    }
+}

@@ -1,0 +1,24 @@
+//! Why a worker run failed. The server maps each case to a status code and a log line.
+
+/// A failed run. Every variant is the worker's fault or a limit, never a reason to stop serving.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The run used more CPU time than [`Limits::timeout`](crate::Limits).
+    #[error("exceeded its CPU time limit of {0:?}")]
+    Timeout(std::time::Duration),
+    /// The instance tried to grow its memory past the limit.
+    #[error("exceeded its memory limit of {} MiB", .0 >> 20)]
+    MemoryLimit(usize),
+    /// The worker printed more than [`Limits::max_output_bytes`](crate::Limits).
+    #[error("printed more than the output limit of {0} bytes")]
+    OutputTooLarge(usize),
+    /// The worker called `exit` with a non-zero code.
+    #[error("exited with code {0}")]
+    Exit(i32),
+    /// A trap or host error while instantiating or running.
+    #[error("failed: {0:#}")]
+    Trap(anyhow::Error),
+    /// Every instance slot is busy; the caller may retry later.
+    #[error("no free instance slot (too many concurrent requests)")]
+    Busy,
+}

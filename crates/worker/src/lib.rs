@@ -1,0 +1,28 @@
+//! Runs WebAssembly workers: one shared wasmtime [`Engine`](engine::Engine) per process, a
+//! pre-linked [`Worker`] per file prepared at startup, and a fresh `Store` plus instance for
+//! every request, bounded by [`Limits`].
+//!
+//! This crate knows nothing of sockets or routes: it turns request bytes into response bytes.
+//! The JSON envelope workers speak on stdin/stdout lives in [`protocol`]; the per-worker
+//! `<name>.toml` in [`config`].
+
+pub mod cache;
+pub mod config;
+pub mod engine;
+mod error;
+mod host;
+mod limits;
+mod program;
+pub mod protocol;
+mod ruby;
+mod worker;
+
+pub use engine::Engine;
+pub use error::RunError;
+pub use limits::Limits;
+pub use program::{Entrypoint, Preopen, Program};
+pub use worker::{RunOutput, Worker};
+
+/// Re-exported so other crates (snapshots, drivers) use exactly the same wasmtime.
+pub use wasmtime;
+pub use wasmtime_wasi;

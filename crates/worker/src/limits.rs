@@ -1,0 +1,28 @@
+//! Resource limits applied to every worker run (DESIGN §7).
+
+use std::time::Duration;
+
+/// How much one request may take from the host. A worker that exceeds a limit fails that
+/// request only; the server keeps serving.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest linear memory an instance may grow to (default 256 MiB). Growing past it traps.
+    pub max_memory_bytes: usize,
+    /// CPU time one request may spend executing wasm (default 30 s), enforced with epoch ticks.
+    pub timeout: Duration,
+    /// Largest stdout a run may produce (default 16 MiB); writing more fails the run.
+    pub max_output_bytes: usize,
+    /// Largest stderr kept for the log per run (default 64 KiB); the rest is cut, not an error.
+    pub max_stderr_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 256 << 20,
+            timeout: Duration::from_secs(30),
+            max_output_bytes: 16 << 20,
+            max_stderr_bytes: 64 << 10,
+        }
+    }
+}

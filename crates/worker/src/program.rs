@@ -1,0 +1,67 @@
+//! What to run for a worker: the module, how to enter it, and the WASI capabilities it gets.
+
+use std::path::PathBuf;
+
+/// How the host drives a module. A closed set: every way of calling a module lives here, not
+/// in special cases elsewhere (DESIGN §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entrypoint {
+    /// Decide from the module itself: a core module with `_start` is a command, one with only
+    /// `_initialize` a reactor, a component a preview2 command, a ruby.wasm build a Ruby reactor.
+    Auto,
+    /// WASI preview1 command: call `_start`.
+    Command,
+    /// WASI preview1 reactor: the work happens in `_initialize` (how the original's Zig kit builds).
+    Reactor,
+    /// WASI preview2 command component: call `wasi:cli/run`.
+    Component,
+    /// The npm `@ruby/*-wasm-wasi` build: a reactor driven through its `ruby-init` /
+    /// `rb-eval-string-protect` exports (toolchain notes §3.3).
+    RubyReactor,
+}
+
+impl Entrypoint {
+    /// Parses the optional `entrypoint` field of runtime metadata.
+    pub fn from_metadata(value: Option<&str>) -> anyhow::Result<Self> {
+        Ok(match value {
+            None | Some("auto") => Self::Auto,
+            Some("wasi-command") => Self::Command,
+            Some("wasi-reactor") => Self::Reactor,
+            Some("wasi-component") => Self::Component,
+            Some("ruby-wasm-reactor") => Self::RubyReactor,
+            Some(other) => anyhow::bail!(
+                "unknown entrypoint `{other}`: expected one of wasi-command, wasi-reactor, wasi-component, ruby-wasm-reactor"
+            ),
+        })
+    }
+}
+
+/// A host folder the worker sees at `guest`.
+#[derive(Debug, Clone)]
+pub struct Preopen {
+    /// Folder on the host.
+    pub host: PathBuf,
+    /// Path inside the guest, e.g. `/src` or `/data`.
+    pub guest: String,
+    /// Whether the guest may create, write and delete files there.
+    pub writable: bool,
+}
+
+/// Everything needed to prepare a [`Worker`](crate::Worker).
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// Name used in logs: the worker's file relative to the project, e.g. `api/[id].wasm`.
+    pub name: String,
+    /// The module bytes (a core module or a component).
+    pub module: std::sync::Arc<[u8]>,
+    /// How to call it.
+    pub entrypoint: Entrypoint,
+    /// argv, including argv\[0\].
+    pub args: Vec<String>,
+    /// Environment variables, in order (later ones win).
+    pub env: Vec<(String, String)>,
+    /// Mounted folders.
+    pub preopens: Vec<Preopen>,
+    /// Script the Ruby driver evaluates (`load "/src/index.rb"`); unused by other entrypoints.
+    pub ruby_script: Option<String>,
+}

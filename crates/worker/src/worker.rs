@@ -1,0 +1,246 @@
+//! A prepared worker: compiled and linked once at startup; every request gets a fresh store
+//! and instance from the `InstancePre`, so nothing leaks between requests.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use wasmtime::component::Linker as ComponentLinker;
+use wasmtime::{InstancePre, Linker, Store, UpdateDeadline};
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::{I32Exit, ResourceTable};
+
+use crate::engine::{EPOCH_TICK, Engine};
+use crate::error::RunError;
+use crate::host::{self, ComponentHost, CoreHost, CpuBudget, HostState};
+use crate::program::{Entrypoint, Preopen, Program};
+use crate::ruby;
+
+/// What one run produced: the worker's stdout, or why the run failed. Its stderr has already
+/// gone to the log, line by line, as it was written.
+pub type RunOutput = Result<Bytes, RunError>;
+
+/// A worker ready to serve requests.
+pub struct Worker {
+    name: Arc<str>,
+    engine: Engine,
+    kind: Kind,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    preopens: Vec<Preopen>,
+}
+
+enum Kind {
+    Command(InstancePre<CoreHost>),
+    Reactor(InstancePre<CoreHost>),
+    Ruby(InstancePre<CoreHost>, Arc<str>, ruby::Exports),
+    Component(CommandPre<ComponentHost>),
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Whether `bytes` is a component rather than a core module: both start with `\0asm`, then a
+/// 16-bit version and a 16-bit layer, which is 0 for core modules and 1 for components.
+pub fn is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[6..8] == [1, 0]
+}
+
+impl Worker {
+    /// Compiles (or loads from cache) and links `program`. Errors name the worker and say why
+    /// it cannot run (not WebAssembly, no entry point, unsatisfiable imports).
+    pub fn prepare(engine: &Engine, program: Program) -> anyhow::Result<Self> {
+        let name = program.name.clone();
+        let kind = Self::link(engine, &program).with_context(|| format!("cannot prepare worker {name}"))?;
+        Ok(Self {
+            name: name.into(),
+            engine: engine.clone(),
+            kind,
+            args: program.args,
+            env: program.env,
+            preopens: program.preopens,
+        })
+    }
+
+    fn link(engine: &Engine, program: &Program) -> anyhow::Result<Kind> {
+        let bytes = &program.module[..];
+        if !bytes.starts_with(b"\0asm") {
+            anyhow::bail!("the file is not a WebAssembly module (it does not start with \\0asm)");
+        }
+        if is_component(bytes) || program.entrypoint == Entrypoint::Component {
+            let component = engine.component(bytes)?;
+            let mut linker = ComponentLinker::<ComponentHost>::new(engine.wasmtime());
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+            let pre = linker.instantiate_pre(&component)?;
+            let pre = CommandPre::new(pre)
+                .map_err(anyhow::Error::from)
+                .context("the component is not a WASI command (it must export wasi:cli/run)")?;
+            return Ok(Kind::Component(pre));
+        }
+        let module = engine.module(bytes)?;
+        let has = |name: &str| module.get_export_index(name).is_some();
+        let entry = match program.entrypoint {
+            Entrypoint::Auto if has("_start") => Entrypoint::Command,
+            Entrypoint::Auto if ruby::is_ruby_reactor(&module) => Entrypoint::RubyReactor,
+            Entrypoint::Auto if has("_initialize") => Entrypoint::Reactor,
+            Entrypoint::Auto => anyhow::bail!(
+                "the module exports neither `_start` (a WASI command) nor `_initialize` (a WASI reactor)"
+            ),
+            other => other,
+        };
+        let mut linker = Linker::<CoreHost>::new(engine.wasmtime());
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi)?;
+        if entry == Entrypoint::RubyReactor {
+            ruby::add_to_linker(&mut linker)?;
+        }
+        // Anything outside WASI (e.g. the original's `http` interface) links as a trap, so the
+        // module loads and only a call to it fails the request.
+        let provided = |m: &str| m == "wasi_snapshot_preview1" || (entry == Entrypoint::RubyReactor);
+        let unknown: Vec<String> = module
+            .imports()
+            .filter(|i| !provided(i.module()))
+            .map(|i| format!("{}::{}", i.module(), i.name()))
+            .collect();
+        if !unknown.is_empty() {
+            tracing::warn!(
+                worker = %program.name,
+                "imports not provided by wws, calling them fails the request: {}",
+                unknown.join(", ")
+            );
+        }
+        linker.define_unknown_imports_as_traps(&module)?;
+        let pre = linker.instantiate_pre(&module)?;
+        Ok(match entry {
+            Entrypoint::Command => Kind::Command(pre),
+            Entrypoint::Reactor => Kind::Reactor(pre),
+            Entrypoint::RubyReactor => {
+                let script = program
+                    .ruby_script
+                    .clone()
+                    .context("the Ruby driver needs the script to load")?;
+                let exports = ruby::Exports::find(&module)
+                    .context("the module does not export ruby-init, ruby-init-loadpath and rb-eval-string-protect")?;
+                Kind::Ruby(pre, script.into(), exports)
+            }
+            Entrypoint::Auto | Entrypoint::Component => unreachable!("resolved above"),
+        })
+    }
+
+    /// The worker's name for logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the worker once with `stdin` in a fresh instance.
+    pub async fn run(&self, stdin: Bytes) -> RunOutput {
+        let Ok(_permit) = self.engine.slots().acquire().await else {
+            return Err(RunError::Busy);
+        };
+        let limits = self.engine.limits();
+        let (builder, pipes) =
+            match host::wasi_builder(&self.name, limits, stdin, &self.args, &self.env, &self.preopens) {
+                Ok(b) => b,
+                Err(err) => return Err(RunError::Trap(err)),
+            };
+        let mut builder = builder;
+        let result = match &self.kind {
+            Kind::Component(pre) => {
+                let data = ComponentHost {
+                    ctx: builder.build(),
+                    table: ResourceTable::new(),
+                    limits: host::store_limits(limits),
+                    cpu: CpuBudget::default(),
+                };
+                let mut store = self.store(data);
+                let outcome = async {
+                    let command = pre.instantiate_async(&mut store).await?;
+                    match command.wasi_cli_run().call_run(&mut store).await? {
+                        Ok(()) => Ok(()),
+                        Err(()) => Err(wasmtime::Error::new(I32Exit(1))),
+                    }
+                }
+                .await;
+                classify(outcome, store.data().cpu.exhausted, limits)
+            }
+            Kind::Command(pre) | Kind::Reactor(pre) | Kind::Ruby(pre, ..) => {
+                let data = CoreHost {
+                    wasi: builder.build_p1(),
+                    limits: host::store_limits(limits),
+                    cpu: CpuBudget::default(),
+                    ruby_handles: Vec::new(),
+                };
+                let mut store = self.store(data);
+                let outcome = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    match &self.kind {
+                        Kind::Command(_) => {
+                            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                            start.call_async(&mut store, ()).await
+                        }
+                        Kind::Reactor(_) => {
+                            let init = instance.get_typed_func::<(), ()>(&mut store, "_initialize")?;
+                            init.call_async(&mut store, ()).await
+                        }
+                        Kind::Ruby(_, script, exports) => {
+                            ruby::run(&mut store, &instance, exports, &self.args, script).await
+                        }
+                        Kind::Component(_) => unreachable!("handled above"),
+                    }
+                }
+                .await;
+                classify(outcome, store.data().cpu.exhausted, limits)
+            }
+        };
+        // The store (and its clones of the pipes) is gone here, so the buffers are ours.
+        pipes.stderr.finish();
+        result.map(|()| pipes.stdout.try_into_inner().map(|b| b.freeze()).unwrap_or_default())
+    }
+
+    fn store<T: HostState>(&self, data: T) -> Store<T> {
+        let mut store = Store::new(self.engine.wasmtime(), data);
+        store.limiter(|h| h.limits());
+        let ticks = (self.engine.limits().timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
+        store.data_mut().cpu().ticks_left = ticks as u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let cpu = ctx.data_mut().cpu();
+            if cpu.ticks_left == 0 {
+                cpu.exhausted = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            cpu.ticks_left -= 1;
+            // Let other requests run on this tokio worker before continuing.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+}
+
+/// Turns the raw outcome of a run into a [`RunError`] a user can act on.
+fn classify(
+    outcome: wasmtime::Result<()>,
+    cpu_exhausted: bool,
+    limits: &crate::Limits,
+) -> Result<(), RunError> {
+    let err = match outcome {
+        Ok(()) => return Ok(()),
+        Err(err) => err,
+    };
+    if let Some(exit) = err.downcast_ref::<I32Exit>() {
+        return if exit.0 == 0 { Ok(()) } else { Err(RunError::Exit(exit.0)) };
+    }
+    if cpu_exhausted {
+        return Err(RunError::Timeout(limits.timeout));
+    }
+    let chain = format!("{err:#}");
+    if chain.contains("forcing trap when growing memory") {
+        return Err(RunError::MemoryLimit(limits.max_memory_bytes));
+    }
+    if chain.contains("write beyond capacity of MemoryOutputPipe") {
+        return Err(RunError::OutputTooLarge(limits.max_output_bytes));
+    }
+    Err(RunError::Trap(anyhow::Error::from(err)))
+}

@@ -1,0 +1,130 @@
+//! Command-line flags. Every serve flag also reads a `WWS_*` environment variable, so a
+//! container or a process manager can configure wws without a wrapper script; a flag given on
+//! the command line wins over the variable.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The default runtime repository: the original project's public index, kept for compatibility.
+pub const DEFAULT_REPO_URL: &str = "https://workers.wasmlabs.dev/repository/v1/index.toml";
+/// The local label of the default repository (folder under `.wws/runtimes/`).
+pub const DEFAULT_REPO_NAME: &str = "wasmlabs";
+
+/// A WebAssembly framework to develop and run serverless applications anywhere.
+#[derive(Debug, Parser)]
+#[command(name = "wws", version, about, long_about = None)]
+pub struct Cli {
+    /// Project folder whose files become HTTP routes.
+    #[arg(default_value = ".", env = "WWS_PATH")]
+    pub path: PathBuf,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags of the default (serve) command.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1", env = "WWS_HOST")]
+    pub host: IpAddr,
+
+    /// Port to bind; `0` picks a free port and prints the one it got.
+    #[arg(short, long, default_value_t = 8080, env = "WWS_PORT")]
+    pub port: u16,
+
+    /// Path prepended to every route and to the static files (`app` serves `/app/...`).
+    #[arg(long, default_value = "", env = "WWS_PREFIX")]
+    pub prefix: String,
+
+    /// Glob of files that are not workers (repeatable), e.g. `--ignore "target/**"`.
+    #[arg(long, env = "WWS_IGNORE", value_delimiter = ',')]
+    pub ignore: Vec<String>,
+
+    /// Origin allowed to call the workers from a browser (repeatable); `*` allows any.
+    #[arg(long, env = "WWS_CORS", value_delimiter = ',')]
+    pub cors: Vec<String>,
+
+    /// Install the runtimes `.wws.toml` lists before serving (wws does this by itself; the flag
+    /// stays for compatibility).
+    #[arg(short = 'i', long, env = "WWS_INSTALL_RUNTIMES")]
+    pub install_runtimes: bool,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Resource limits for every worker run. Defaults follow DESIGN §7.
+#[derive(Debug, Args, Clone)]
+pub struct LimitArgs {
+    /// Largest accepted request body, in bytes (larger ones get 413).
+    #[arg(long, default_value_t = 16 << 20, env = "WWS_MAX_BODY_SIZE")]
+    pub max_body_size: usize,
+
+    /// Largest output a worker may print, in bytes (more is a 500).
+    #[arg(long, default_value_t = 16 << 20, env = "WWS_MAX_OUTPUT_SIZE")]
+    pub max_output_size: usize,
+
+    /// Linear memory one worker instance may grow to, in MiB.
+    #[arg(long, default_value_t = 256, env = "WWS_MAX_MEMORY_MIB")]
+    pub max_memory_mib: u64,
+
+    /// CPU time a worker may spend on one request, in milliseconds (more is a 504).
+    #[arg(long, default_value_t = 30_000, env = "WWS_TIMEOUT_MS")]
+    pub timeout_ms: u64,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the language runtimes of the project (Python, Ruby, ...).
+    Runtimes(RuntimesArgs),
+}
+
+/// `wws runtimes ...`: the repository flags work before or after the action.
+#[derive(Debug, Args)]
+pub struct RuntimesArgs {
+    /// URL or path of the repository index (`https://`, `http://`, `file://` or a local path).
+    #[arg(long = "repo-url", alias = "repo", global = true, env = "WWS_REPO_URL",
+          default_value = DEFAULT_REPO_URL)]
+    pub repo_url: String,
+
+    /// Local name of the repository: the folder under `.wws/runtimes/` and the entry in `.wws.toml`.
+    #[arg(long = "repo-name", global = true, env = "WWS_REPO_NAME", default_value = DEFAULT_REPO_NAME)]
+    pub repo_name: String,
+
+    #[command(subcommand)]
+    pub action: RuntimesAction,
+}
+
+/// What to do with runtimes.
+#[derive(Debug, Subcommand)]
+pub enum RuntimesAction {
+    /// List the runtimes the repository offers.
+    List,
+    /// Install NAME VERSION (a version or a tag such as `latest`); with no arguments, install
+    /// everything `.wws.toml` lists.
+    Install {
+        /// Runtime name, e.g. `python`.
+        name: Option<String>,
+        /// Version or tag, e.g. `3.12.0` or `latest`.
+        version: Option<String>,
+        /// Install even when the repository marks the runtime as yanked.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove one installed runtime and its `.wws.toml` entry.
+    Uninstall {
+        /// Runtime name.
+        name: String,
+        /// Exact installed version.
+        version: String,
+    },
+    /// Show which runtimes of `.wws.toml` are installed; fails when one is missing.
+    Check,
+}

@@ -1,0 +1,118 @@
+//! `wws [PATH]`: prepare every worker of the project and serve HTTP until SIGINT/SIGTERM.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use wws_router::Routes;
+use wws_runtimes::Runtimes;
+use wws_server::{App, AppConfig, Cors, Endpoint, StaticFiles};
+use wws_worker::config::WorkerConfig;
+use wws_worker::{Engine, Limits, Worker};
+
+use crate::cli::ServeArgs;
+
+/// Prints a line of the startup report; a closed stdout must not stop the server.
+fn say(line: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Serves the project at `path`.
+pub fn run(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    say(format_args!("⚙️  Preparing the project from: {}", path.display()));
+    let root = path
+        .canonicalize()
+        .with_context(|| format!("the project folder {} does not exist", path.display()))?;
+    if !root.is_dir() {
+        anyhow::bail!("{} is not a folder; give wws the project folder", path.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("wws")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(&root, args))
+}
+
+async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    say(format_args!("⚙️  Loading routes from: {}", root.display()));
+    let runtimes = Runtimes::new();
+    let files = wws_router::discover(root, &runtimes.extensions(), &args.ignore)?;
+    let prefix = wws_router::normalize_prefix(&args.prefix);
+    let routes = Routes::new(files, &prefix)?;
+
+    say(format_args!("⏳ Loading workers from {} routes...", routes.len()));
+    let started = Instant::now();
+    let limits = Limits {
+        max_memory_bytes: usize::try_from(args.limits.max_memory_mib.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
+        timeout: Duration::from_millis(args.limits.timeout_ms.max(1)),
+        max_output_bytes: args.limits.max_output_size,
+        ..Limits::default()
+    };
+    let engine = Engine::new(limits.clone(), Some(&root.join(".wws").join("cache")))?;
+    let host_env = |name: &str| std::env::var(name).ok();
+    let mut endpoints = Vec::with_capacity(routes.len());
+    for route in routes.iter() {
+        let file = root.join(&route.file);
+        let config = WorkerConfig::load_for(&file, host_env)?;
+        let program = runtimes.program(root, &route.file, &config)?;
+        let worker = Worker::prepare(&engine, program)?;
+        endpoints.push(Endpoint { worker: Arc::new(worker), kv_namespace: config.kv_namespace });
+    }
+    say(format_args!("✅ Workers loaded in {:?}.", started.elapsed()));
+
+    let listener = std::net::TcpListener::bind((args.host, args.port)).with_context(|| {
+        format!(
+            "cannot listen on {}:{}; is another server using it? Pick another with --port (0 picks a free one)",
+            args.host, args.port
+        )
+    })?;
+    listener.set_nonblocking(true)?;
+    let addr: SocketAddr = listener.local_addr()?;
+    for route in routes.iter() {
+        say(format_args!("    - http://{addr}{}", route.path));
+        say(format_args!("      => ./{}", wws_runtimes::display_name(&route.file)));
+    }
+    let app = Arc::new(App::new(
+        routes,
+        endpoints,
+        StaticFiles::new(&root.join("public")),
+        Cors::new(args.cors),
+        Arc::new(wws_kv::MemoryStore::new()),
+        AppConfig { max_body_bytes: args.limits.max_body_size, prefix },
+    ));
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    say(format_args!("🚀 Start serving requests at http://{addr}\n"));
+    let drain = limits.timeout + Duration::from_secs(5);
+    wws_server::serve(listener, app, shutdown_signal(), drain).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

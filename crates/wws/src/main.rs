@@ -1,0 +1,37 @@
+//! The `wws` binary: parse flags, run the command, print the error chain, pick the exit code.
+//! Everything else lives in library crates that tests call directly.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        None => commands::serve::run(&cli.path, cli.serve),
+        Some(cli::Command::Runtimes(args)) => commands::runtimes::run(&cli.path, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("❌ {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr through `tracing`; `RUST_LOG` picks the level (default `info` for wws).
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,wws=info,wws_server=info,wws_worker=info,wws_runtimes=info,wws_repository=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,84 @@
+//! The command line: help, version, flags from `WWS_*` variables, errors and graceful shutdown.
+
+use std::time::Instant;
+
+use wws_test_support::fixtures::Project;
+use wws_test_support::wws::client;
+use wws_test_support::{Wws, wws_command};
+
+#[test]
+fn help_and_version() {
+    let out = wws_command().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--host", "--port", "--prefix", "--ignore", "--cors", "--install-runtimes", "runtimes"] {
+        assert!(help.contains(flag), "help lacks {flag}: {help}");
+    }
+    let out = wws_command().arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wws "));
+}
+
+#[test]
+fn startup_report_and_port_from_environment() {
+    let p = Project::new();
+    p.wasm("index.wasm", "hello");
+    // WWS_PORT=0 instead of --port: the builder passes --port 0 too, so check the variable
+    // on its own with a raw command whose output we read until the ready line.
+    let wws = Wws::start(p.path());
+    let out = wws.output();
+    for line in ["⚙️  Preparing the project from:", "⏳ Loading workers from 1 routes...", "✅ Workers loaded in", "=> ./index.wasm", "🚀 Start serving requests at http://127.0.0.1:"] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    assert!(!out.contains("127.0.0.1:0"), "the real port must be printed:\n{out}");
+}
+
+#[test]
+fn flags_from_environment_variables() {
+    let p = Project::new();
+    p.wasm("index.wasm", "hello");
+    let mut cmd = wws_command();
+    cmd.arg(p.path()).env("WWS_PORT", "0").env("WWS_PREFIX", "/env");
+    let wws = wws_test_support::WwsBuilder::from_command(cmd).start();
+    assert_eq!(wws.get_text("/env", 200), "Hello from wws");
+    wws.get_text("/", 404);
+}
+
+#[test]
+fn missing_project_folder_is_a_clear_error() {
+    let out = wws_command().arg("/definitely/not/here").args(["--port", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/definitely/not/here") && err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn busy_port_is_a_clear_error() {
+    let p = Project::new();
+    p.wasm("index.wasm", "hello");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = wws_command().arg(p.path()).args(["--port", &port]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&port) && err.contains("--port"), "{err}");
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish() {
+    let p = Project::new();
+    p.wasm("sleep.wasm", "sleep");
+    let wws = Wws::start(p.path());
+    let url = wws.url("/sleep?ms=1500");
+    let started = Instant::now();
+    let in_flight = std::thread::spawn(move || {
+        let resp = client().get(url).send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    });
+    // Wait until the request is being served: the worker logs to stderr when it starts.
+    wws.wait_for_output("sleeping");
+    let status = wws.terminate();
+    let (code, body) = in_flight.join().unwrap();
+    assert_eq!((code, body.as_str()), (200, "slept"));
+    assert!(status.success(), "exit status {status:?}");
+    assert!(started.elapsed().as_millis() >= 1500);
+}

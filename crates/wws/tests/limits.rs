@@ -1,0 +1,63 @@
+//! Limits: a worker in an infinite loop, one that eats memory, one that prints too much, and a
+//! request body over the limit each get a clear error while other routes keep answering.
+
+use std::time::{Duration, Instant};
+
+use wws_test_support::Wws;
+use wws_test_support::fixtures::Project;
+use wws_test_support::wws::client;
+
+fn project() -> Project {
+    let p = Project::new();
+    p.wasm("hello.wasm", "hello");
+    p.wasm("loop.wasm", "infinite_loop");
+    p.wasm("hog.wasm", "memory_hog");
+    p.wasm("big.wasm", "big_output");
+    p.wasm("echo.wasm", "echo");
+    p
+}
+
+#[test]
+fn infinite_loop_times_out_while_other_routes_answer() {
+    let p = project();
+    let wws = Wws::builder(p.path()).args(["--timeout-ms", "1000"]).start();
+    let base = wws.url("/loop");
+    let looping = std::thread::spawn(move || {
+        let started = Instant::now();
+        let resp = client().get(base).send().unwrap();
+        (resp.status().as_u16(), started.elapsed())
+    });
+    // While the loop burns its budget, other requests are served.
+    for _ in 0..20 {
+        assert_eq!(wws.get_text("/hello", 200), "Hello from wws");
+    }
+    let (status, took) = looping.join().unwrap();
+    assert_eq!(status, 504);
+    assert!(took >= Duration::from_millis(900), "stopped too early: {took:?}");
+    assert!(took < Duration::from_secs(30), "limit not enforced: {took:?}");
+    assert!(wws.output().contains("CPU time limit"), "{}", wws.output());
+}
+
+#[test]
+fn memory_hog_is_stopped_at_the_memory_limit() {
+    let p = project();
+    let wws = Wws::builder(p.path()).args(["--max-memory-mib", "32"]).start();
+    assert_eq!(wws.get("/hog").status(), 500);
+    assert!(wws.output().contains("memory limit"), "{}", wws.output());
+    assert_eq!(wws.get_text("/hello", 200), "Hello from wws");
+}
+
+#[test]
+fn output_and_body_limits() {
+    let p = project();
+    let wws = Wws::builder(p.path())
+        .args(["--max-output-size", "10000", "--max-body-size", "1000"])
+        .start();
+    assert_eq!(wws.get("/big?bytes=100").status(), 200);
+    assert_eq!(wws.get("/big?bytes=50000").status(), 500);
+    assert!(wws.output().contains("output limit"), "{}", wws.output());
+    let resp = client().post(wws.url("/echo")).body(vec![b'a'; 2000]).send().unwrap();
+    assert_eq!(resp.status(), 413);
+    let resp = client().post(wws.url("/echo")).body(vec![b'a'; 500]).send().unwrap();
+    assert_eq!(resp.status(), 200);
+}

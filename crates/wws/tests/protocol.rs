@@ -1,0 +1,131 @@
+//! The stdin/stdout JSON protocol with real guest workers: request fields, binary bodies,
+//! multi-value headers, optional `kv`, and broken workers that must not take the server down.
+
+use wws_test_support::Wws;
+use wws_test_support::fixtures::Project;
+use wws_test_support::wws::client;
+
+fn project() -> Project {
+    let p = Project::new();
+    for (file, fixture) in [
+        ("hello.wasm", "hello"),
+        ("echo.wasm", "echo"),
+        ("binary.wasm", "binary"),
+        ("cookies.wasm", "cookies"),
+        ("status.wasm", "status"),
+        ("no_kv.wasm", "no_kv"),
+        ("bad_header.wasm", "bad_header"),
+        ("garbage.wasm", "garbage"),
+        ("stray.wasm", "stray"),
+        ("trap.wasm", "trap"),
+        ("exit_nonzero.wasm", "exit_nonzero"),
+        ("stderr_log.wasm", "stderr_log"),
+        ("reactor.wasm", "reactor"),
+    ] {
+        p.wasm(file, fixture);
+    }
+    p
+}
+
+#[test]
+fn hello_worker_answers_with_its_headers() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    let resp = wws.get("/hello");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-fixture"], "hello");
+    assert_eq!(resp.text().unwrap(), "Hello from wws");
+}
+
+#[test]
+fn the_worker_sees_method_url_headers_and_body() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    let resp = client()
+        .post(wws.url("/echo?x=1"))
+        .header("X-Custom", "café")
+        .header("X-Multi", "a")
+        .header("X-Multi", "b")
+        .body("hello body")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let got: serde_json::Value = resp.json().unwrap();
+    assert_eq!(got["method"], "POST");
+    assert!(got["url"].as_str().unwrap().ends_with("/echo?x=1"), "{got}");
+    assert!(got["url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{got}");
+    assert_eq!(got["headers"]["x-custom"], "café");
+    assert_eq!(got["headers"]["x-multi"], "a, b");
+    assert_eq!(got["body"], "hello body");
+}
+
+#[test]
+fn binary_bodies_round_trip() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    let bytes: Vec<u8> = (0..=255u8).rev().collect();
+    let resp = client().post(wws.url("/echo?raw=1")).body(bytes.clone()).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().unwrap().to_vec(), bytes);
+
+    let resp = wws.get("/binary");
+    assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+    assert_eq!(resp.bytes().unwrap().to_vec(), (0..=255u8).collect::<Vec<_>>());
+}
+
+#[test]
+fn several_set_cookie_headers() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    let resp = wws.get("/cookies");
+    let cookies: Vec<_> = resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+}
+
+#[test]
+fn status_kv_optional_and_odd_headers() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    assert_eq!(wws.get("/status?code=418").status(), 418);
+    assert_eq!(wws.get("/status?code=201").status(), 201);
+    assert_eq!(wws.get("/no_kv").status(), 200);
+    // A control character in a header value drops that header, not the response; UTF-8 passes.
+    let resp = wws.get("/bad_header");
+    assert_eq!(resp.status(), 200);
+    let non_ascii: Vec<_> = resp.headers().values().filter(|v| v.as_bytes() == "café".as_bytes()).collect();
+    assert_eq!(non_ascii.len(), 1, "{:?}", resp.headers());
+}
+
+#[test]
+fn broken_workers_answer_500_and_the_server_keeps_serving() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    for path in ["/garbage", "/stray", "/trap", "/exit_nonzero"] {
+        let resp = wws.get(path);
+        assert_eq!(resp.status(), 500, "{path}");
+        assert_eq!(resp.text().unwrap(), "<p>There was an error running this function</p>");
+        assert_eq!(wws.get_text("/hello", 200), "Hello from wws", "after {path}");
+    }
+    let out = wws.output();
+    assert!(out.contains("garbage.wasm") && out.contains("not a wws JSON response"), "{out}");
+    assert!(out.contains("stray.wasm"), "{out}");
+    assert!(out.contains("exit_nonzero.wasm") && out.contains("exited with code 3"), "{out}");
+}
+
+#[test]
+fn worker_stderr_is_logged_with_its_name() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    wws.get_text("/stderr_log", 200);
+    let out = wws.output();
+    let line = out.lines().find(|l| l.contains("stderr_log.wasm") && l.contains("hello from stderr"));
+    assert!(line.is_some(), "{out}");
+}
+
+#[test]
+fn reactor_modules_run_their_initialize() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    let body = wws.get_text("/reactor", 200);
+    assert!(!body.is_empty());
+}

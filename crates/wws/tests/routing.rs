@@ -1,0 +1,102 @@
+//! Routing over HTTP: the spec's router table, params, index files, prefix, collisions.
+
+use wws_test_support::fixtures::Project;
+use wws_test_support::{Wws, wws_command};
+
+fn params_project() -> Project {
+    let p = Project::new();
+    for file in [
+        "[id].wasm",
+        "[id]/fixed.wasm",
+        "[id]/sub.wasm",
+        "fixed.wasm",
+        "sub/[...all].wasm",
+        "sub/[id].wasm",
+        "sub/sub/[...all].wasm",
+        "index.wasm",
+        "docs/index.wasm",
+    ] {
+        p.wasm(file, "params");
+    }
+    p
+}
+
+fn params_of(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("params body {body:?}: {e}"))
+}
+
+#[test]
+fn spec_router_table_over_http() {
+    let p = params_project();
+    let wws = Wws::start(p.path());
+    // (request, expected params) — which route answered shows in the params it got.
+    let cases = [
+        ("/any", serde_json::json!({"id": "any"})),
+        ("/fixed", serde_json::json!({})),
+        ("/any/fixed", serde_json::json!({"id": "any"})),
+        ("/any/sub", serde_json::json!({"id": "any"})),
+        ("/sub/any", serde_json::json!({"id": "any"})),
+        ("/sub/any/catch/all/routes", serde_json::json!({"all": "any/catch/all/routes"})),
+        ("/sub/sub/any/catch/all/routes", serde_json::json!({"all": "any/catch/all/routes"})),
+        ("/", serde_json::json!({})),
+        ("/docs", serde_json::json!({})),
+        ("/docs/", serde_json::json!({})),
+    ];
+    for (path, want) in cases {
+        let body = wws.get_text(path, 200);
+        assert_eq!(params_of(&body), want, "GET {path}");
+    }
+    wws.get_text("/donot/exist/at/all", 404);
+    // The startup report lists routes with their files.
+    let out = wws.output();
+    assert!(out.contains("/sub/[...all]") && out.contains("=> ./sub/[...all].wasm"), "{out}");
+}
+
+#[test]
+fn percent_encoded_params_are_decoded() {
+    let p = params_project();
+    let wws = Wws::start(p.path());
+    let body = wws.get_text("/caf%C3%A9", 200);
+    assert_eq!(params_of(&body), serde_json::json!({"id": "café"}));
+}
+
+#[test]
+fn prefix_applies_to_workers_including_the_root_index() {
+    let p = params_project();
+    p.file("public/style.css", "body{}");
+    let wws = Wws::builder(p.path()).args(["--prefix", "app/"]).start();
+    wws.get_text("/app", 200);
+    wws.get_text("/app/", 200);
+    assert_eq!(params_of(&wws.get_text("/app/x", 200)), serde_json::json!({"id": "x"}));
+    assert_eq!(wws.get_text("/app/style.css", 200), "body{}");
+    wws.get_text("/x", 404);
+    wws.get_text("/style.css", 404);
+}
+
+#[test]
+fn two_files_on_one_route_stop_the_start_naming_both() {
+    let p = Project::new();
+    p.wasm("about.wasm", "hello");
+    p.wasm("about/index.wasm", "hello");
+    let out = wws_command().arg(p.path()).args(["--port", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("about.wasm") && err.contains("about/index.wasm"), "{err}");
+}
+
+#[test]
+fn ignored_and_underscore_files_are_not_routes() {
+    let p = Project::new();
+    p.wasm("index.wasm", "hello");
+    p.wasm("_lib/helper.wasm", "hello");
+    p.wasm("target/debug/thing.wasm", "hello");
+    p.wasm("public/not-a-worker.wasm", "hello");
+    let wws = Wws::builder(p.path()).args(["--ignore", "target/**"]).start();
+    wws.get_text("/", 200);
+    wws.get_text("/_lib/helper", 404);
+    wws.get_text("/target/debug/thing", 404);
+    // public/ files are static, never workers.
+    let resp = wws.get("/not-a-worker.wasm");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.bytes().unwrap().starts_with(b"\0asm"));
+}

@@ -1,0 +1,64 @@
+//! Static files from `public/`: content types, folder index, custom 404, precedence over
+//! dynamic routes, and no way out of the folder.
+
+use wws_test_support::Wws;
+use wws_test_support::fixtures::Project;
+
+fn project() -> Project {
+    let p = Project::new();
+    p.wasm("index.wasm", "hello");
+    p.wasm("[id].wasm", "params");
+    p.file("public/main.css", "body { color: red }");
+    p.file("public/app.js", "console.log(1)");
+    p.file("public/about/index.html", "<h1>About</h1>");
+    p.file("public/404.html", "<h1>Not here</h1>");
+    p.file("public/.hidden", "secret");
+    p.file("index.toml", "version = \"1\"\n");
+    p.file("README.md", "private");
+    p
+}
+
+#[test]
+fn files_types_index_and_404() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    let resp = wws.get("/main.css");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(resp.text().unwrap(), "body { color: red }");
+    let resp = wws.get("/app.js");
+    assert!(resp.headers()["content-type"].to_str().unwrap().contains("javascript"));
+    assert_eq!(wws.get_text("/about", 200), "<h1>About</h1>");
+    assert_eq!(wws.get_text("/about/", 200), "<h1>About</h1>");
+    // A static route beats public/index.html; the dynamic one loses to a real file.
+    assert_eq!(wws.get_text("/", 200), "Hello from wws");
+    let resp = wws.get("/nothing/here/at/all");
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.text().unwrap(), "<h1>Not here</h1>");
+}
+
+#[test]
+fn no_way_out_of_public() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    for path in [
+        "/../README.md",
+        "/%2e%2e/README.md",
+        "/%2E%2E/%2E%2E/etc/passwd",
+        "/%C0AE%C0AE%C0AFREADME.md",
+        "/..%2fREADME.md",
+        "/public/../README.md",
+        "/index.toml",
+        "/index.wasm",
+        "/.hidden",
+        "//etc/passwd",
+        "/%2Fetc%2Fpasswd",
+    ] {
+        let resp = wws.get(path);
+        let status = resp.status().as_u16();
+        let body = resp.text().unwrap();
+        assert!(!body.contains("private") && !body.contains("secret") && !body.contains("root:"), "{path} leaked: {body}");
+        // Either the custom 404 or a worker answered for a single dynamic segment.
+        assert!(status == 404 || (status == 200 && body.starts_with('{')), "{path}: {status} {body}");
+    }
+}
