@@ -114,15 +114,14 @@ impl Index {
         let versions: Vec<String> = same_name
             .iter()
             .map(|r| {
-                let yanked = if r.status == RuntimeStatus::Yanked {
-                    ", yanked"
+                let mut notes = r.tags.clone();
+                if r.status == RuntimeStatus::Yanked {
+                    notes.push("yanked".into());
+                }
+                if notes.is_empty() {
+                    r.version.clone()
                 } else {
-                    ""
-                };
-                if r.tags.is_empty() {
-                    format!("{}{yanked}", r.version)
-                } else {
-                    format!("{} ({}{yanked})", r.version, r.tags.join(", "))
+                    format!("{} ({})", r.version, notes.join(", "))
                 }
             })
             .collect();

@@ -92,3 +92,15 @@ pub fn install_missing_with(
     install::restore(project, reporter)?;
     installed_runtimes(project)
 }
+
+/// Downloads and parses the repository index at `location` (warning about plain `http://` and
+/// newer index versions through `reporter`). Blocking; safe inside or outside tokio.
+pub fn fetch_index(location: &Location, reporter: &dyn Reporter) -> anyhow::Result<Index> {
+    blocking::run(|| Index::fetch(&download::Downloader::new()?, location, reporter))
+}
+
+/// True when `runtime` of repository `repo` is listed in `config` and all its files are on disk.
+pub fn is_installed(project: &Path, config: &ProjectConfig, repo: &str, runtime: &Runtime) -> bool {
+    config.find(repo, &runtime.name, &runtime.version).is_some()
+        && install::is_present(project, repo, runtime)
+}

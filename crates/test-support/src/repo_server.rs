@@ -92,6 +92,14 @@ impl RepoServer {
         self
     }
 
+    /// Serve `path` normally again (undo [`fail`](Self::fail) and [`stall_after`](Self::stall_after)).
+    pub fn clear(&self, path: &str) -> &Self {
+        let path = normalise(path);
+        self.state.fail.lock().unwrap().remove(&path);
+        self.state.stall.lock().unwrap().remove(&path);
+        self
+    }
+
     /// Paths requested so far, in order (without the leading `/`).
     pub fn requests(&self) -> Vec<String> {
         self.state.log.lock().unwrap().clone()
@@ -99,11 +107,16 @@ impl RepoServer {
 
     /// Waits until `path` has been requested, up to `timeout`; true when it was.
     pub fn wait_for_request(&self, path: &str, timeout: Duration) -> bool {
+        self.wait_for_requests(path, 1, timeout)
+    }
+
+    /// Waits until `path` has been requested at least `count` times in all, up to `timeout`.
+    pub fn wait_for_requests(&self, path: &str, count: usize, timeout: Duration) -> bool {
         let path = normalise(path);
         let deadline = Instant::now() + timeout;
         let mut log = self.state.log.lock().unwrap();
         loop {
-            if log.iter().any(|p| *p == path) {
+            if log.iter().filter(|p| **p == path).count() >= count {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
