@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value, promise::PromiseState};
+use rquickjs::{
+    Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value, promise::PromiseState,
+};
 
 use crate::{host, polyfills, worker};
 
@@ -43,11 +45,23 @@ impl Engine {
             format!("{worker_file}:1:1: Error: cannot read the worker source {SOURCE_PATH}: {e} (the host must mount the worker's folder at /src)")
         })?;
         host::begin_request();
-        let runtime = Runtime::new().map_err(|e| format!("{worker_file}:1:1: Error: cannot create the JavaScript runtime: {e}"))?;
+        let runtime = Runtime::new().map_err(|e| {
+            format!("{worker_file}:1:1: Error: cannot create the JavaScript runtime: {e}")
+        })?;
         runtime.set_max_stack_size(MAX_STACK);
-        let context = Context::full(&runtime).map_err(|e| format!("{worker_file}:1:1: Error: cannot create the JavaScript context: {e}"))?;
+        let context = Context::full(&runtime).map_err(|e| {
+            format!("{worker_file}:1:1: Error: cannot create the JavaScript context: {e}")
+        })?;
         let internal = context.with(|ctx| load_in(&ctx, &source, &worker_file))?;
-        Ok(Engine { _runtime: runtime, context, internal, worker_file })
+        track_rejections(&runtime, &context, &internal).map_err(|e| {
+            format!("{worker_file}:1:1: Error: cannot set up the promise rejection tracker: {e}")
+        })?;
+        Ok(Engine {
+            _runtime: runtime,
+            context,
+            internal,
+            worker_file,
+        })
     }
 
     /// Serves one request: `input` is the request JSON. Returns the output JSON, or the error
@@ -88,31 +102,74 @@ impl Engine {
     }
 
     /// Formats an rquickjs error with the polyfills' formatter when they are available.
-    fn report<'js>(&self, ctx: &Ctx<'js>, internal: Option<&Object<'js>>, error: rquickjs::Error) -> String {
+    fn report<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        internal: Option<&Object<'js>>,
+        error: rquickjs::Error,
+    ) -> String {
         format_value(ctx, internal, worker::caught(ctx, error), &self.worker_file)
     }
 }
 
+/// Hands QuickJS' notices of promises rejected without a handler to the polyfills, which
+/// report the ones still unhandled when the request ends.
+fn track_rejections(
+    runtime: &Runtime,
+    context: &Context,
+    internal: &Persistent<Object<'static>>,
+) -> rquickjs::Result<()> {
+    let track = context.with(|ctx| {
+        let internal = internal.clone().restore(&ctx)?;
+        let track: Function = internal.get("trackRejection")?;
+        rquickjs::Result::Ok(Persistent::save(&ctx, track))
+    })?;
+    runtime.set_host_promise_rejection_tracker(Some(Box::new(
+        move |ctx, promise, reason, handled| {
+            let Ok(track) = track.clone().restore(&ctx) else {
+                return;
+            };
+            if track.call::<_, ()>((promise, reason, handled)).is_err() {
+                let _ = ctx.catch();
+            }
+        },
+    )));
+    Ok(())
+}
+
 /// Evaluates the polyfills, the vars and the worker inside `ctx`.
-fn load_in<'js>(ctx: &Ctx<'js>, source: &str, worker_file: &str) -> Result<Persistent<Object<'static>>, String> {
-    let fail = |error: rquickjs::Error| format_value(ctx, None, worker::caught(ctx, error), worker_file);
+fn load_in<'js>(
+    ctx: &Ctx<'js>,
+    source: &str,
+    worker_file: &str,
+) -> Result<Persistent<Object<'static>>, String> {
+    let fail =
+        |error: rquickjs::Error| format_value(ctx, None, worker::caught(ctx, error), worker_file);
     let mut options = rquickjs::context::EvalOptions::default();
     options.filename = Some(polyfills::FILE_NAME.to_owned());
-    let init: Function = ctx.eval_with_options(polyfills::SOURCE, options).map_err(fail)?;
+    let init: Function = ctx
+        .eval_with_options(polyfills::SOURCE, options)
+        .map_err(fail)?;
     let host = host::object(ctx).map_err(fail)?;
     let internal: Object<'js> = init.call((host,)).map_err(fail)?;
     let vars = Object::new(ctx.clone()).map_err(fail)?;
     for (name, value) in std::env::vars_os() {
-        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else { continue };
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+            continue;
+        };
         if !name.starts_with(RESERVED_PREFIX) {
             vars.set(name, value).map_err(fail)?;
         }
     }
-    let steps = call(&internal, "setWorkerFile", (worker_file,)).and_then(|()| call(&internal, "setVars", (vars,)));
+    let steps = call(&internal, "setWorkerFile", (worker_file,))
+        .and_then(|()| call(&internal, "setVars", (vars,)));
     steps.map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
-    worker::evaluate(ctx, &internal, source, worker_file).map_err(|thrown| format_value(ctx, Some(&internal), thrown, worker_file))?;
-    call(&internal, "finishInit", ()).map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
-    call(&internal, "warmUp", ()).map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
+    worker::evaluate(ctx, &internal, source, worker_file)
+        .map_err(|thrown| format_value(ctx, Some(&internal), thrown, worker_file))?;
+    call(&internal, "finishInit", ())
+        .map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
+    call(&internal, "warmUp", ())
+        .map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
     while ctx.execute_pending_job() {}
     // Whatever loading left unreachable should not be part of the snapshot.
     ctx.run_gc();
@@ -120,12 +177,21 @@ fn load_in<'js>(ctx: &Ctx<'js>, source: &str, worker_file: &str) -> Result<Persi
 }
 
 /// Calls `internal[name](...args)`.
-fn call<'js, A: rquickjs::function::IntoArgs<'js>>(internal: &Object<'js>, name: &str, args: A) -> rquickjs::Result<()> {
+fn call<'js, A: rquickjs::function::IntoArgs<'js>>(
+    internal: &Object<'js>,
+    name: &str,
+    args: A,
+) -> rquickjs::Result<()> {
     internal.get::<_, Function>(name)?.call(args)
 }
 
 /// `<file>:<line>:<col>: <ErrorName>: <message>` plus the stack, for a thrown JS value.
-fn format_value<'js>(ctx: &Ctx<'js>, internal: Option<&Object<'js>>, thrown: Value<'js>, worker_file: &str) -> String {
+fn format_value<'js>(
+    ctx: &Ctx<'js>,
+    internal: Option<&Object<'js>>,
+    thrown: Value<'js>,
+    worker_file: &str,
+) -> String {
     if let Some(internal) = internal {
         let formatted = internal
             .get::<_, Function>("formatError")
@@ -140,12 +206,18 @@ fn format_value<'js>(ctx: &Ctx<'js>, internal: Option<&Object<'js>>, thrown: Val
     // Before the polyfills are up: the exception's own fields.
     let (name, message, stack) = match thrown.as_object() {
         Some(object) => (
-            object.get::<_, String>("name").unwrap_or_else(|_| "Error".to_owned()),
+            object
+                .get::<_, String>("name")
+                .unwrap_or_else(|_| "Error".to_owned()),
             object.get::<_, String>("message").unwrap_or_default(),
             object.get::<_, String>("stack").unwrap_or_default(),
         ),
         None => ("Error".to_owned(), format!("{thrown:?}"), String::new()),
     };
     let stack = stack.trim_end();
-    if stack.is_empty() { format!("{worker_file}:1:1: {name}: {message}") } else { format!("{worker_file}:1:1: {name}: {message}\n{stack}") }
+    if stack.is_empty() {
+        format!("{worker_file}:1:1: {name}: {message}")
+    } else {
+        format!("{worker_file}:1:1: {name}: {message}\n{stack}")
+    }
 }

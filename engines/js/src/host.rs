@@ -46,7 +46,10 @@ pub fn object<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     let host = Object::new(ctx.clone())?;
     host.set("writeErr", Function::new(ctx.clone(), write_err)?)?;
     host.set("now", Function::new(ctx.clone(), now)?)?;
-    host.set("mathRandom", Function::new(ctx.clone(), math_random)?.with_name("random")?)?;
+    host.set(
+        "mathRandom",
+        Function::new(ctx.clone(), math_random)?.with_name("random")?,
+    )?;
     host.set("randomBytes", Function::new(ctx.clone(), random_bytes)?)?;
     host.set("utf8Encode", Function::new(ctx.clone(), utf8_encode)?)?;
     host.set("utf8Decode", Function::new(ctx.clone(), utf8_decode)?)?;
@@ -91,7 +94,8 @@ fn math_random() -> f64 {
 
 fn random_bytes<'js>(ctx: Ctx<'js>, length: usize) -> Result<TypedArray<'js, u8>> {
     let mut bytes = vec![0u8; length];
-    getrandom::fill(&mut bytes).map_err(|e| Exception::throw_internal(&ctx, &format!("WASI random_get failed: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Exception::throw_internal(&ctx, &format!("WASI random_get failed: {e}")))?;
     TypedArray::new(ctx, bytes)
 }
 
@@ -125,29 +129,39 @@ unsafe fn bytes_of<'a>(array: &'a TypedArray<'_, u8>) -> &'a [u8] {
 }
 
 fn b64_decode<'js>(ctx: Ctx<'js>, text: String) -> Result<TypedArray<'js, u8>> {
-    let bytes = STANDARD
-        .decode(text.as_bytes())
-        .map_err(|e| Exception::throw_type(&ctx, &format!("the request body is not valid base64: {e}")))?;
+    let bytes = STANDARD.decode(text.as_bytes()).map_err(|e| {
+        Exception::throw_type(&ctx, &format!("the request body is not valid base64: {e}"))
+    })?;
     TypedArray::new(ctx, bytes)
 }
 
 /// `btoa`: Latin-1 string to base64, or null when a character is above U+00FF.
 fn btoa(text: String) -> Option<String> {
-    let bytes: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+    let bytes: Option<Vec<u8>> = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect();
     bytes.map(|b| STANDARD.encode(b))
 }
 
 /// `atob`: forgiving base64 to a Latin-1 string, or null when the input is not base64.
 fn atob(text: String) -> Option<String> {
-    let mut clean: Vec<u8> = text.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r')).collect();
-    if clean.len() % 4 == 0 {
+    let mut clean: Vec<u8> = text
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r'))
+        .collect();
+    if clean.len().is_multiple_of(4) {
         for _ in 0..2 {
             if clean.last() == Some(&b'=') {
                 clean.pop();
             }
         }
     }
-    if clean.len() % 4 == 1 || !clean.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/') {
+    if clean.len() % 4 == 1
+        || !clean
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+    {
         return None;
     }
     let bytes = FORGIVING.decode(&clean).ok()?;

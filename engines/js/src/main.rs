@@ -46,13 +46,23 @@ fn main() {
         let engine = slot.get_or_insert_with(load_or_exit);
         let mut input = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut input) {
-            exit_with(&format!("{}: cannot read the request JSON from stdin: {e}", worker_name()));
+            exit_with(&format!(
+                "{}: cannot read the request JSON from stdin: {e}",
+                worker_name()
+            ));
         }
         match engine.serve(&input) {
             Ok(output) => {
                 let mut out = std::io::stdout().lock();
-                if out.write_all(output.as_bytes()).and_then(|()| out.flush()).is_err() {
-                    exit_with(&format!("{}: cannot write the response to stdout", worker_name()));
+                if out
+                    .write_all(output.as_bytes())
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
+                    exit_with(&format!(
+                        "{}: cannot write the response to stdout",
+                        worker_name()
+                    ));
                 }
             }
             Err(report) => exit_with(&report),

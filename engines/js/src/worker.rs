@@ -13,7 +13,12 @@ use std::ffi::CString;
 use rquickjs::{Ctx, Exception, Function, Module, Object, Value, promise::PromiseState, qjs};
 
 /// Compiles and runs the worker; on failure returns the thrown JS value.
-pub fn evaluate<'js>(ctx: &Ctx<'js>, internal: &Object<'js>, source: &str, file: &str) -> Result<(), Value<'js>> {
+pub fn evaluate<'js>(
+    ctx: &Ctx<'js>,
+    internal: &Object<'js>,
+    source: &str,
+    file: &str,
+) -> Result<(), Value<'js>> {
     let script_error = match compile_script(ctx, source, file) {
         Ok(compiled) => {
             run_compiled(ctx, &compiled).map_err(|e| caught(ctx, e))?;
@@ -36,12 +41,18 @@ pub fn evaluate<'js>(ctx: &Ctx<'js>, internal: &Object<'js>, source: &str, file:
         match promise.state() {
             PromiseState::Resolved => break,
             PromiseState::Rejected => {
-                let error = promise.result::<Value>().map_or_else(|| Value::new_undefined(ctx.clone()), |r| r.unwrap_or_else(|e| caught(ctx, e)));
+                let error = promise.result::<Value>().map_or_else(
+                    || Value::new_undefined(ctx.clone()),
+                    |r| r.unwrap_or_else(|e| caught(ctx, e)),
+                );
                 return Err(error);
             }
             PromiseState::Pending => {
                 if !ctx.execute_pending_job() {
-                    return Err(message(ctx, "the module's top-level await never settled (timers and I/O do not run while a worker loads)"));
+                    return Err(message(
+                        ctx,
+                        "the module's top-level await never settled (timers and I/O do not run while a worker loads)",
+                    ));
                 }
             }
         }
@@ -64,7 +75,8 @@ pub fn caught<'js>(ctx: &Ctx<'js>, error: rquickjs::Error) -> Value<'js> {
 
 /// A new JS `Error` with `text` as its message.
 pub fn message<'js>(ctx: &Ctx<'js>, text: &str) -> Value<'js> {
-    Exception::from_message(ctx.clone(), text).map_or_else(|_| Value::new_undefined(ctx.clone()), |e| e.into_value())
+    Exception::from_message(ctx.clone(), text)
+        .map_or_else(|_| Value::new_undefined(ctx.clone()), |e| e.into_value())
 }
 
 /// Compiles `source` as a classic (global) script without running it.
@@ -75,10 +87,22 @@ fn compile_script<'js>(ctx: &Ctx<'js>, source: &str, file: &str) -> rquickjs::Re
     // SAFETY: the context pointer is live for 'js; `code` and `name` are NUL-terminated and
     // outlive the call, and `source.len()` is the length of `code` without its NUL, as JS_Eval
     // requires. JS_Eval returns a new owned value (or the exception marker).
-    let raw = unsafe { qjs::JS_Eval(ctx.as_raw().as_ptr(), code.as_ptr(), source.len() as _, name.as_ptr(), flags) };
+    let raw = unsafe {
+        qjs::JS_Eval(
+            ctx.as_raw().as_ptr(),
+            code.as_ptr(),
+            source.len() as _,
+            name.as_ptr(),
+            flags,
+        )
+    };
     // SAFETY: `raw` is owned and belongs to this context's runtime; Value takes the reference.
     let value = unsafe { Value::from_raw(ctx.clone(), raw) };
-    if value.is_exception() { Err(rquickjs::Error::Exception) } else { Ok(value) }
+    if value.is_exception() {
+        Err(rquickjs::Error::Exception)
+    } else {
+        Ok(value)
+    }
 }
 
 /// Runs a script compiled by [`compile_script`].
@@ -86,8 +110,13 @@ fn run_compiled<'js>(ctx: &Ctx<'js>, compiled: &Value<'js>) -> rquickjs::Result<
     let context = ctx.as_raw().as_ptr();
     // SAFETY: JS_EvalFunction consumes one reference to the compiled function, so it gets a new
     // one (JS_DupValue) and `compiled` keeps its own. The result is a new owned value.
-    let raw = unsafe { qjs::JS_EvalFunction(context, qjs::JS_DupValue(context, compiled.as_raw())) };
+    let raw =
+        unsafe { qjs::JS_EvalFunction(context, qjs::JS_DupValue(context, compiled.as_raw())) };
     // SAFETY: `raw` is owned and belongs to this context's runtime.
     let result = unsafe { Value::from_raw(ctx.clone(), raw) };
-    if result.is_exception() { Err(rquickjs::Error::Exception) } else { Ok(()) }
+    if result.is_exception() {
+        Err(rquickjs::Error::Exception)
+    } else {
+        Ok(())
+    }
 }

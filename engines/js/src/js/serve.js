@@ -222,9 +222,13 @@ internal.handle = function handle(json) {
         }
       }
       output.kv = kvState;
+      reportUnhandledRejections();
       return [0, JSON.stringify(output)];
     })
-    .catch((error) => [1, internal.formatError(error)]);
+    .catch((error) => {
+      unhandledRejections.clear();
+      return [1, internal.formatError(error)];
+    });
 };
 
 // Runs the engine's own request path once on a synthetic request (no worker code), while
@@ -246,9 +250,25 @@ internal.warmUp = function warmUp() {
     })
     .then(() => {
       setKvState({});
+      unhandledRejections.clear();
     });
   return done;
 };
+
+// Promises rejected with no handler attached, reported when the request ends (a handler may
+// still be attached later, as in `const p = work(); ...; await p`). Fed by QuickJS' rejection
+// tracker (see src/engine.rs).
+const unhandledRejections = new Map();
+
+internal.trackRejection = function trackRejection(promise, reason, handled) {
+  if (handled) unhandledRejections.delete(promise);
+  else unhandledRejections.set(promise, reason);
+};
+
+function reportUnhandledRejections() {
+  for (const reason of unhandledRejections.values()) host.writeErr("[error] Uncaught (in promise) " + describeError(reason));
+  unhandledRejections.clear();
+}
 
 // ---- error reports ---------------------------------------------------------------------
 
