@@ -24,6 +24,10 @@ const RESERVED_PREFIX: &str = "WWS_";
 /// `max_wasm_stack`, 512 KiB by default, about 600 JS frames), which traps cleanly.
 const MAX_STACK: usize = 3 << 20;
 
+/// How much a request may allocate before QuickJS' first cycle collection (freeing by
+/// reference counting goes on regardless). The instance is thrown away after the request.
+const REQUEST_HEAP: usize = 16 << 20;
+
 /// A loaded engine, ready to serve requests (kept in a thread-local between the
 /// `wizer-initialize` export and `_start`, and captured by the snapshot).
 pub struct Engine {
@@ -53,6 +57,10 @@ impl Engine {
             format!("{worker_file}:1:1: Error: cannot create the JavaScript context: {e}")
         })?;
         let internal = context.with(|ctx| load_in(&ctx, &source, &worker_file))?;
+        // A request starts from the snapshot every time: a cycle collection it triggers is
+        // paid by every request. Let each one allocate REQUEST_HEAP before the first one.
+        let loaded = usize::try_from(runtime.memory_usage().malloc_size).unwrap_or(0);
+        runtime.set_gc_threshold(loaded.saturating_add(REQUEST_HEAP));
         track_rejections(&runtime, &context, &internal).map_err(|e| {
             format!("{worker_file}:1:1: Error: cannot set up the promise rejection tracker: {e}")
         })?;

@@ -57,6 +57,8 @@ pub fn object<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     host.set("b64Decode", Function::new(ctx.clone(), b64_decode)?)?;
     host.set("btoa", Function::new(ctx.clone(), btoa)?)?;
     host.set("atob", Function::new(ctx.clone(), atob)?)?;
+    host.set("digest", Function::new(ctx.clone(), digest)?)?;
+    host.set("hmac", Function::new(ctx.clone(), hmac)?)?;
     Ok(host)
 }
 
@@ -166,6 +168,87 @@ fn atob(text: String) -> Option<String> {
     }
     let bytes = FORGIVING.decode(&clean).ok()?;
     Some(bytes.into_iter().map(char::from).collect())
+}
+
+/// The SHA digests of WebCrypto, by their WebCrypto names.
+#[derive(Clone, Copy)]
+enum Hash {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    fn named(name: &str) -> Option<Hash> {
+        match name.to_ascii_uppercase().as_str() {
+            "SHA-1" => Some(Hash::Sha1),
+            "SHA-256" => Some(Hash::Sha256),
+            "SHA-384" => Some(Hash::Sha384),
+            "SHA-512" => Some(Hash::Sha512),
+            _ => None,
+        }
+    }
+}
+
+fn unknown_hash(ctx: &Ctx<'_>, name: &str) -> rquickjs::Error {
+    Exception::throw_dom(
+        ctx,
+        "NotSupportedError",
+        &format!("the hash {name:?} is not supported (use SHA-1, SHA-256, SHA-384 or SHA-512)"),
+    )
+}
+
+/// `crypto.subtle.digest`.
+fn digest<'js>(
+    ctx: Ctx<'js>,
+    name: String,
+    data: TypedArray<'js, u8>,
+) -> Result<TypedArray<'js, u8>> {
+    use sha2::Digest as _;
+    let hash = Hash::named(&name).ok_or_else(|| unknown_hash(&ctx, &name))?;
+    // SAFETY: no JavaScript runs while the slice is alive (see `bytes_of`).
+    let data = unsafe { bytes_of(&data) };
+    let out = match hash {
+        Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
+        Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
+        Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
+    };
+    TypedArray::new(ctx, out)
+}
+
+/// HMAC of `data` under `key` (`crypto.subtle.sign`/`verify` with HMAC).
+fn hmac<'js>(
+    ctx: Ctx<'js>,
+    name: String,
+    key: TypedArray<'js, u8>,
+    data: TypedArray<'js, u8>,
+) -> Result<TypedArray<'js, u8>> {
+    use hmac::{Mac, SimpleHmac};
+    fn mac<D: sha2::Digest + sha2::digest::core_api::BlockSizeUser>(
+        key: &[u8],
+        data: &[u8],
+    ) -> Vec<u8> {
+        // SimpleHmac accepts keys of any length, so new_from_slice cannot fail.
+        match SimpleHmac::<D>::new_from_slice(key) {
+            Ok(mut m) => {
+                m.update(data);
+                m.finalize().into_bytes().to_vec()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+    let hash = Hash::named(&name).ok_or_else(|| unknown_hash(&ctx, &name))?;
+    // SAFETY: no JavaScript runs while the slices are alive (see `bytes_of`).
+    let (key, data) = unsafe { (bytes_of(&key), bytes_of(&data)) };
+    let out = match hash {
+        Hash::Sha1 => mac::<sha1::Sha1>(key, data),
+        Hash::Sha256 => mac::<sha2::Sha256>(key, data),
+        Hash::Sha384 => mac::<sha2::Sha384>(key, data),
+        Hash::Sha512 => mac::<sha2::Sha512>(key, data),
+    };
+    TypedArray::new(ctx, out)
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub const SOURCE: &str = concat!(
     "\n",
     include_str!("js/kv.js"),
     "\n",
+    include_str!("js/crypto.js"),
+    "\n",
     include_str!("js/serve.js"),
     "\nreturn internal;\n})\n",
 );

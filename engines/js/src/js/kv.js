@@ -57,13 +57,13 @@ function kvRead(value, type) {
 }
 
 // Runs `fn` and returns its result as a promise, so that errors become rejections.
-function kvAsync(fn) {
+function asPromise(fn) {
   return new Promise((resolve) => resolve(fn()));
 }
 
 const KV = {
   get(key, options) {
-    return kvAsync(() => {
+    return asPromise(() => {
       const type = typeof options === "string" ? options : options && options.type;
       key = String(key);
       const value = Object.prototype.hasOwnProperty.call(kvState, key) ? kvState[key] : null;
@@ -74,19 +74,19 @@ const KV = {
     return this.get(key, options).then((value) => ({ value, metadata: null }));
   },
   put(key, value) {
-    return kvAsync(() => {
+    return asPromise(() => {
       if (value instanceof ReadableStream) return readAllBytes(value).then((b) => void (kvState[String(key)] = utf8Decode(b, false)));
       kvState[String(key)] = kvString(value);
       return undefined;
     });
   },
   delete(key) {
-    return kvAsync(() => {
+    return asPromise(() => {
       delete kvState[String(key)];
     });
   },
   list(options = {}) {
-    return kvAsync(() => {
+    return asPromise(() => {
       const prefix = options && options.prefix !== undefined && options.prefix !== null ? String(options.prefix) : "";
       const limit = options && options.limit !== undefined ? Math.max(1, Math.min(1000, Number(options.limit) || 1000)) : 1000;
       const start = options && options.cursor ? Number(options.cursor) || 0 : 0;

@@ -153,14 +153,20 @@ function dispatch(request) {
   }
   return new Promise((resolve) => {
     const event = new FetchEvent("fetch", { request });
+    const pending = [];
     for (const listener of fetchListeners) {
-      if (typeof listener === "function") listener.call(globalThis, event);
-      else listener.handleEvent(event);
+      const returned = typeof listener === "function" ? listener.call(globalThis, event) : listener.handleEvent(event);
+      if (returned && typeof returned.then === "function") pending.push(returned);
       if (fetchEventState(event).responded) break;
     }
-    const state = fetchEventState(event);
-    if (!state.responded) throw new Error("the fetch listener did not call event.respondWith() synchronously");
-    resolve(Promise.resolve(state.response).then((response) => ({ response, waits: state.waits })));
+    const finish = () => {
+      const state = fetchEventState(event);
+      if (!state.responded) throw new Error("no fetch listener called event.respondWith()");
+      return Promise.resolve(state.response).then((response) => ({ response, waits: state.waits }));
+    };
+    // The standard wants respondWith() called synchronously; like the original wws, an async
+    // listener may also call it after an await: its promise is waited for first.
+    resolve(fetchEventState(event).responded || pending.length === 0 ? finish() : Promise.all(pending).then(finish));
   });
 }
 

@@ -1,4 +1,4 @@
-// timers.js: timers, microtasks, performance, crypto, structuredClone, Math.random, navigator.
+// timers.js: timers, microtasks, performance, structuredClone, Math.random, navigator.
 //
 // Timers really wait: the Rust side sleeps (WASI poll) until the next one is due, then calls
 // `internal.runTimer()` which runs ONE callback, so microtasks run between timers as in a
@@ -81,42 +81,6 @@ const performance = {
   toJSON: () => ({ timeOrigin }),
 };
 defineGlobal("performance", performance);
-
-// ---- crypto ----------------------------------------------------------------------------
-
-const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, BigInt64Array, BigUint64Array];
-
-function getRandomValues(array) {
-  if (!INTEGER_ARRAYS.some((T) => array instanceof T)) {
-    throw new DOMException("crypto.getRandomValues: the argument must be an integer typed array", "TypeMismatchError");
-  }
-  if (array.byteLength > 65536) {
-    throw new DOMException(`crypto.getRandomValues: ${array.byteLength} bytes requested, the limit is 65536`, "QuotaExceededError");
-  }
-  viewOf(array).set(host.randomBytes(array.byteLength));
-  return array;
-}
-
-function randomUUID() {
-  const b = host.randomBytes(16);
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" + hex.slice(16, 20) + "-" + hex.slice(20);
-}
-
-class Crypto {
-  getRandomValues(array) {
-    return getRandomValues(array);
-  }
-
-  randomUUID() {
-    return randomUUID();
-  }
-}
-tag(Crypto, "Crypto");
-defineGlobal("Crypto", Crypto);
-defineGlobal("crypto", new Crypto());
 
 // QuickJS seeds Math.random once per context, which a snapshot would freeze: use the host's
 // generator, re-seeded from WASI random for every request.
