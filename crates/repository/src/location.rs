@@ -53,7 +53,13 @@ impl Location {
     pub fn join(&self, reference: &str) -> anyhow::Result<Self> {
         let reference = reference.trim();
         if reference.contains("://") {
-            return Self::parse(reference);
+            let target = Self::parse(reference)?;
+            if matches!((self, &target), (Self::Http(_), Self::File(_))) {
+                bail!(
+                    "{reference:?} is a local file, but the index {self} is remote; a remote repository may only list http(s) URLs"
+                );
+            }
+            return Ok(target);
         }
         match self {
             Self::Http(base) => base
@@ -134,6 +140,7 @@ mod tests {
             http.join("https://cdn.test/c").unwrap().to_string(),
             "https://cdn.test/c"
         );
+        assert!(http.join("file:///etc/passwd").is_err());
         let file = Location::parse("/srv/repo/index.toml").unwrap();
         assert_eq!(
             file.join("files/a.wasm").unwrap(),

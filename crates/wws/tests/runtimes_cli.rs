@@ -514,7 +514,25 @@ fn regression_uninstall_removed_too_much() {
         ]
     );
     let out = ok(run(p.path(), &["uninstall", "fakelang", "1.0.0"]));
-    assert!(out.contains("not installed"), "{out}");
+    assert!(
+        out.contains("not installed")
+            && out.contains("Installed versions of fakelang in wasmlabs: 2.0.0"),
+        "{out}"
+    );
+    // Another repository name is another runtime.
+    let out = ok(run(
+        p.path(),
+        &["--repo-name", "elsewhere", "uninstall", "fakelang", "2.0.0"],
+    ));
+    assert!(
+        out.contains("not installed: elsewhere - fakelang / 2.0.0"),
+        "{out}"
+    );
+    assert!(
+        runtime_dir(p.path(), "wasmlabs", "fakelang", "2.0.0")
+            .join("fakelang.wasm")
+            .is_file()
+    );
     ok(run(p.path(), &["check"]));
 }
 

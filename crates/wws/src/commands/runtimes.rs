@@ -59,7 +59,21 @@ pub fn run(path: &Path, args: RuntimesArgs) -> anyhow::Result<ExitCode> {
                 reporter.line("✅ Done");
             } else {
                 reporter.line(&format!("🗑  The runtime was not installed: {label}"));
-                reporter.line("💡 Tip: `wws runtimes check` lists the runtimes of this project");
+                let config = ProjectConfig::load(path)?;
+                let versions: Vec<String> = config
+                    .runtimes()
+                    .filter(|(r, rt)| *r == repo.as_str() && rt.name == name)
+                    .map(|(_, rt)| rt.version.clone())
+                    .collect();
+                if versions.is_empty() {
+                    reporter
+                        .line("💡 Tip: `wws runtimes check` lists the runtimes of this project");
+                } else {
+                    reporter.line(&format!(
+                        "💡 Installed versions of {name} in {repo}: {} (uninstall takes the exact version)",
+                        versions.join(", ")
+                    ));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
