@@ -1,5 +1,5 @@
-// body.js: Blob, File, FormData, a small ReadableStream, and the body logic that Request and
-// Response share (what a body may be made of, how it is read back).
+// body.js: Blob, File, FormData, small Readable/Writable/Transform streams (no backpressure),
+// and the body logic that Request and Response share (what a body may be, how it is read).
 
 let blobBytes;
 
@@ -514,6 +514,269 @@ class ReadableStreamDefaultReader {
 }
 tag(ReadableStreamDefaultReader, "ReadableStreamDefaultReader");
 
+// ---- WritableStream, TransformStream (no backpressure: writes queue up) ----------------
+
+class WritableStreamDefaultController {
+  #stream;
+
+  constructor(key, stream) {
+    if (key !== streamKey) throw new TypeError("WritableStreamDefaultController: illegal constructor");
+    this.#stream = stream;
+  }
+
+  error(reason) {
+    writableError(this.#stream, reason);
+  }
+
+  get signal() {
+    return writableSignal(this.#stream);
+  }
+}
+tag(WritableStreamDefaultController, "WritableStreamDefaultController");
+
+let writableError;
+let writableSignal;
+let writableOps;
+
+class WritableStream {
+  #sink;
+  #controller;
+  #state = "writable";
+  #storedError;
+  #writer = null;
+  #chain;
+  #abort = new AbortController();
+
+  constructor(sink = {}) {
+    this.#sink = sink || {};
+    this.#controller = new WritableStreamDefaultController(streamKey, this);
+    this.#chain = new Promise((resolve) => resolve(typeof this.#sink.start === "function" ? this.#sink.start(this.#controller) : undefined));
+    this.#chain.catch((e) => this.#fail(e));
+  }
+
+  static {
+    writableError = (stream, reason) => stream.#fail(reason);
+    writableSignal = (stream) => stream.#abort.signal;
+    writableOps = (stream) => ({
+      write: (chunk) => stream.#write(chunk),
+      close: () => stream.#close(),
+      abort: (reason) => stream.#abortStream(reason),
+      setWriter: (writer) => {
+        stream.#writer = writer;
+      },
+      state: () => stream.#state,
+    });
+  }
+
+  #fail(reason) {
+    if (this.#state === "errored") return;
+    this.#state = "errored";
+    this.#storedError = reason;
+  }
+
+  #enqueue(step) {
+    const next = this.#chain.then(() => {
+      if (this.#state === "errored") throw this.#storedError;
+      return step();
+    });
+    this.#chain = next.catch((e) => this.#fail(e));
+    return next.then(() => undefined);
+  }
+
+  #write(chunk) {
+    if (this.#state !== "writable") return Promise.reject(this.#state === "errored" ? this.#storedError : new TypeError("WritableStream: the stream is closed"));
+    return this.#enqueue(() => (typeof this.#sink.write === "function" ? this.#sink.write(chunk, this.#controller) : undefined));
+  }
+
+  #close() {
+    if (this.#state !== "writable") return Promise.reject(new TypeError("WritableStream: the stream is already closed or errored"));
+    this.#state = "closing";
+    return this.#enqueue(() => (typeof this.#sink.close === "function" ? this.#sink.close() : undefined)).then(() => {
+      this.#state = "closed";
+    });
+  }
+
+  #abortStream(reason) {
+    this.#abort.abort(reason);
+    this.#fail(reason);
+    return Promise.resolve(typeof this.#sink.abort === "function" ? this.#sink.abort(reason) : undefined).then(() => undefined);
+  }
+
+  get locked() {
+    return this.#writer !== null;
+  }
+
+  getWriter() {
+    if (this.#writer) throw new TypeError("WritableStream: the stream is already locked to a writer");
+    return new WritableStreamDefaultWriter(this);
+  }
+
+  close() {
+    if (this.#writer) return Promise.reject(new TypeError("WritableStream: cannot close a locked stream"));
+    return this.#close();
+  }
+
+  abort(reason) {
+    if (this.#writer) return Promise.reject(new TypeError("WritableStream: cannot abort a locked stream"));
+    return this.#abortStream(reason);
+  }
+}
+tag(WritableStream, "WritableStream");
+
+class WritableStreamDefaultWriter {
+  #stream;
+
+  constructor(stream) {
+    if (!(stream instanceof WritableStream)) throw new TypeError("WritableStreamDefaultWriter: the argument must be a WritableStream");
+    if (stream.locked) throw new TypeError("WritableStreamDefaultWriter: the stream is already locked");
+    this.#stream = stream;
+    writableOps(stream).setWriter(this);
+  }
+
+  #ops(method) {
+    if (!this.#stream) throw new TypeError(`WritableStreamDefaultWriter.${method}: the writer was released`);
+    return writableOps(this.#stream);
+  }
+
+  get ready() {
+    return Promise.resolve(undefined);
+  }
+
+  get closed() {
+    return Promise.resolve(undefined);
+  }
+
+  get desiredSize() {
+    return 1;
+  }
+
+  write(chunk) {
+    try {
+      return this.#ops("write").write(chunk);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  close() {
+    try {
+      return this.#ops("close").close();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  abort(reason) {
+    try {
+      return this.#ops("abort").abort(reason);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  releaseLock() {
+    if (this.#stream) writableOps(this.#stream).setWriter(null);
+    this.#stream = null;
+  }
+}
+tag(WritableStreamDefaultWriter, "WritableStreamDefaultWriter");
+
+class TransformStream {
+  #readable;
+  #writable;
+
+  constructor(transformer = {}) {
+    transformer = transformer || {};
+    let readableController;
+    this.#readable = new ReadableStream({
+      start: (c) => {
+        readableController = c;
+      },
+      cancel: (reason) => (typeof transformer.cancel === "function" ? transformer.cancel(reason) : undefined),
+    });
+    const controller = {
+      enqueue: (chunk) => readableController.enqueue(chunk),
+      error: (reason) => readableController.error(reason),
+      terminate: () => readableController.close(),
+      get desiredSize() {
+        return readableController.desiredSize;
+      },
+    };
+    const started = typeof transformer.start === "function" ? transformer.start(controller) : undefined;
+    this.#writable = new WritableStream({
+      start: () => started,
+      write: (chunk) => (typeof transformer.transform === "function" ? transformer.transform(chunk, controller) : controller.enqueue(chunk)),
+      close: () =>
+        Promise.resolve(typeof transformer.flush === "function" ? transformer.flush(controller) : undefined).then(() => {
+          try {
+            readableController.close();
+          } catch {
+            // already closed by terminate()
+          }
+        }),
+      abort: (reason) => readableController.error(reason),
+    });
+  }
+
+  get readable() {
+    return this.#readable;
+  }
+
+  get writable() {
+    return this.#writable;
+  }
+}
+tag(TransformStream, "TransformStream");
+
+class TextEncoderStream extends TransformStream {
+  constructor() {
+    const encoder = new TextEncoder();
+    super({
+      transform: (chunk, controller) => {
+        const bytes = encoder.encode(chunk);
+        if (bytes.length) controller.enqueue(bytes);
+      },
+    });
+  }
+
+  get encoding() {
+    return "utf-8";
+  }
+}
+tag(TextEncoderStream, "TextEncoderStream");
+
+class TextDecoderStream extends TransformStream {
+  #decoder;
+
+  constructor(label = "utf-8", options = {}) {
+    const decoder = new TextDecoder(label, options);
+    super({
+      transform: (chunk, controller) => {
+        const text = decoder.decode(chunk, { stream: true });
+        if (text) controller.enqueue(text);
+      },
+      flush: (controller) => {
+        const text = decoder.decode();
+        if (text) controller.enqueue(text);
+      },
+    });
+    this.#decoder = decoder;
+  }
+
+  get encoding() {
+    return this.#decoder.encoding;
+  }
+
+  get fatal() {
+    return this.#decoder.fatal;
+  }
+
+  get ignoreBOM() {
+    return this.#decoder.ignoreBOM;
+  }
+}
+tag(TextDecoderStream, "TextDecoderStream");
+
 // A stream that yields `bytes` as one chunk, then closes.
 function streamOfBytes(bytes) {
   return new ReadableStream({
@@ -659,3 +922,9 @@ defineGlobal("FormData", FormData);
 defineGlobal("ReadableStream", ReadableStream);
 defineGlobal("ReadableStreamDefaultReader", ReadableStreamDefaultReader);
 defineGlobal("ReadableStreamDefaultController", ReadableStreamDefaultController);
+defineGlobal("WritableStream", WritableStream);
+defineGlobal("WritableStreamDefaultWriter", WritableStreamDefaultWriter);
+defineGlobal("WritableStreamDefaultController", WritableStreamDefaultController);
+defineGlobal("TransformStream", TransformStream);
+defineGlobal("TextEncoderStream", TextEncoderStream);
+defineGlobal("TextDecoderStream", TextDecoderStream);
