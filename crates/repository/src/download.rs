@@ -21,6 +21,9 @@ use crate::report::Reporter;
 
 /// Largest index accepted, so a hostile server cannot fill memory.
 const MAX_INDEX_BYTES: usize = 16 << 20;
+/// Largest runtime file accepted (interpreters are tens of MiB), so a hostile or broken server
+/// cannot fill the disk before the checksum fails.
+const MAX_FILE_BYTES: u64 = 1 << 30;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -91,6 +94,7 @@ impl Downloader {
             hasher: Sha256::new(),
             bytes: 0,
             dest,
+            source: location,
         };
         let label = dest
             .file_name()
@@ -124,6 +128,14 @@ impl Downloader {
             }
             Location::Http(url) => self.runtime.block_on(async {
                 let mut response = self.get(url).await?;
+                if response
+                    .content_length()
+                    .is_some_and(|n| n > MAX_FILE_BYTES)
+                {
+                    bail!(
+                        "{url} is larger than {MAX_FILE_BYTES} bytes; no runtime file is that large"
+                    );
+                }
                 let progress = reporter.download(&label, response.content_length());
                 let result = async {
                     while let Some(chunk) = response
@@ -218,12 +230,19 @@ struct HashingSink<'a> {
     hasher: Sha256,
     bytes: u64,
     dest: &'a Path,
+    source: &'a Location,
 }
 
 impl HashingSink<'_> {
     fn write(&mut self, data: &[u8]) -> anyhow::Result<()> {
         self.hasher.update(data);
         self.bytes += data.len() as u64;
+        if self.bytes > MAX_FILE_BYTES {
+            bail!(
+                "{} is larger than {MAX_FILE_BYTES} bytes; no runtime file is that large, so the download was stopped",
+                self.source
+            );
+        }
         self.file
             .write_all(data)
             .with_context(|| format!("cannot write {}", self.dest.display()))
