@@ -139,8 +139,14 @@ impl WorkerConfig {
         env: impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
         let file = path.display();
-        let raw: Raw = toml::from_str(text).map_err(|err| {
-            anyhow::anyhow!("invalid worker config {file}: {}", err.to_string().trim_end())
+        let raw: Raw = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|err| {
+            let key = err.path().to_string();
+            let detail = err.into_inner().to_string();
+            if key == "." {
+                anyhow::anyhow!("invalid worker config {file}: {}", detail.trim_end())
+            } else {
+                anyhow::anyhow!("invalid worker config {file}: key `{key}`: {}", detail.trim_end())
+            }
         })?;
         for key in raw.unknown.keys() {
             tracing::warn!("{file}: unknown key `{key}` is ignored");

@@ -86,7 +86,9 @@ pub(crate) fn wasi_builder(
     preopens: &[Preopen],
 ) -> anyhow::Result<(WasiCtxBuilder, Pipes)> {
     let pipes = Pipes {
-        stdout: MemoryOutputPipe::new(limits.max_output_bytes),
+        // One byte over the limit: a run that fills it printed too much, even if the guest
+        // ignored the failed write and exited cleanly.
+        stdout: MemoryOutputPipe::new(limits.max_output_bytes.saturating_add(1)),
         stderr: LogPipe::new(worker.clone(), limits.max_stderr_bytes),
     };
     let mut builder = WasiCtxBuilder::new();

@@ -196,7 +196,12 @@ impl Worker {
         };
         // The store (and its clones of the pipes) is gone here, so the buffers are ours.
         pipes.stderr.finish();
-        result.map(|()| pipes.stdout.try_into_inner().map(|b| b.freeze()).unwrap_or_default())
+        result?;
+        let stdout = pipes.stdout.try_into_inner().map(|b| b.freeze()).unwrap_or_default();
+        if stdout.len() > limits.max_output_bytes {
+            return Err(RunError::OutputTooLarge(limits.max_output_bytes));
+        }
+        Ok(stdout)
     }
 
     fn store<T: HostState>(&self, data: T) -> Store<T> {

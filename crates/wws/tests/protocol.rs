@@ -50,7 +50,7 @@ fn the_worker_sees_method_url_headers_and_body() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let got: serde_json::Value = resp.json().unwrap();
+    let got: serde_json::Value = serde_json::from_str(&resp.text().unwrap()).unwrap();
     assert_eq!(got["method"], "POST");
     assert!(got["url"].as_str().unwrap().ends_with("/echo?x=1"), "{got}");
     assert!(got["url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{got}");
@@ -106,10 +106,12 @@ fn broken_workers_answer_500_and_the_server_keeps_serving() {
         assert_eq!(resp.text().unwrap(), "<p>There was an error running this function</p>");
         assert_eq!(wws.get_text("/hello", 200), "Hello from wws", "after {path}");
     }
+    wws.wait_for_output("exited with code 3");
     let out = wws.output();
-    assert!(out.contains("garbage.wasm") && out.contains("not a wws JSON response"), "{out}");
-    assert!(out.contains("stray.wasm"), "{out}");
-    assert!(out.contains("exit_nonzero.wasm") && out.contains("exited with code 3"), "{out}");
+    let logged = |worker: &str, what: &str| out.lines().any(|l| l.contains(worker) && l.contains(what));
+    assert!(logged("garbage.wasm", "not a wws JSON response"), "{out}");
+    assert!(logged("stray.wasm", "not a wws JSON response"), "{out}");
+    assert!(logged("exit_nonzero.wasm", "exited with code 3"), "{out}");
 }
 
 #[test]
@@ -117,6 +119,7 @@ fn worker_stderr_is_logged_with_its_name() {
     let p = project();
     let wws = Wws::start(p.path());
     wws.get_text("/stderr_log", 200);
+    wws.wait_for_output("hello from stderr");
     let out = wws.output();
     let line = out.lines().find(|l| l.contains("stderr_log.wasm") && l.contains("hello from stderr"));
     assert!(line.is_some(), "{out}");
