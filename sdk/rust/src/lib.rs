@@ -31,6 +31,7 @@ pub mod cache;
 mod content;
 pub mod io;
 mod run;
+mod scan;
 mod wire;
 
 pub use cache::{Cache, Params};

@@ -7,6 +7,7 @@
 //! because it runs once per request in every SDK worker.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use anyhow::{Context as _, Result};
@@ -18,6 +19,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::io::RequestBody;
+use crate::scan::Scanner;
 use crate::{Cache, Content, Params};
 
 /// The input JSON, borrowing its strings from the buffer when they contain no escapes.
@@ -42,9 +44,52 @@ pub(crate) struct Envelope<'a> {
 }
 
 impl Envelope<'_> {
-    /// Parses the input JSON.
+    /// Parses the input JSON: with the fast scanner when the input has the shape wws writes,
+    /// else with serde_json (which also produces the error messages).
     pub fn parse(bytes: &[u8]) -> Result<Envelope<'_>> {
-        serde_json::from_slice(bytes).context("the request JSON on stdin is not valid wws input")
+        match Self::scan(bytes) {
+            Some(envelope) => Ok(envelope),
+            None => serde_json::from_slice(bytes)
+                .context("the request JSON on stdin is not valid wws input"),
+        }
+    }
+
+    /// The envelope read by [`Scanner`], or `None` for anything it does not handle (unknown or
+    /// duplicate fields, `null`, numbers, bad syntax, missing `url` or `method`).
+    fn scan(bytes: &[u8]) -> Option<Envelope<'_>> {
+        let mut scanner = Scanner::new(bytes);
+        let (mut url, mut method, mut body, mut base64) = (None, None, None, None);
+        let (mut headers, mut kv, mut params) = (None, None, None);
+        scanner.eat(b'{')?;
+        let mut first = true;
+        while let Some(key) = scanner.next_key(first) {
+            first = false;
+            let seen = match key.ok()?.as_ref() {
+                "url" => url.replace(scanner.string()?).is_some(),
+                "method" => method.replace(scanner.string()?).is_some(),
+                "body" => body.replace(scanner.string()?).is_some(),
+                "base64" => base64.replace(scanner.boolean()?).is_some(),
+                "headers" => headers.replace(scan_headers(&mut scanner)?).is_some(),
+                "kv" => kv.replace(scan_map(&mut scanner)?).is_some(),
+                "params" => params.replace(scan_map(&mut scanner)?).is_some(),
+                _ => return None,
+            };
+            if seen {
+                return None;
+            }
+        }
+        if !scanner.at_end() {
+            return None;
+        }
+        Some(Envelope {
+            url: url?,
+            method: method?,
+            headers: headers.unwrap_or_default(),
+            body: body.unwrap_or_default(),
+            base64: base64.unwrap_or_default(),
+            kv: kv.unwrap_or_default(),
+            params: params.unwrap_or_default(),
+        })
     }
 
     /// Builds the request, leaving `kv` and `params` in place for the handler.
@@ -89,26 +134,69 @@ impl<'de> Deserialize<'de> for RequestHeaders {
                 let mut map = HeaderMap::with_capacity(access.size_hint().unwrap_or(8));
                 while let Some(Str(name)) = access.next_key::<Str<'de>>()? {
                     let values: OneOrMany<'de> = access.next_value()?;
-                    let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
-                        eprintln!("wws-sdk: skipping request header with invalid name {name:?}");
-                        continue;
-                    };
-                    for value in values.0 {
-                        match HeaderValue::from_str(&value) {
-                            Ok(value) => {
-                                map.append(header.clone(), value);
-                            }
-                            Err(_) => eprintln!(
-                                "wws-sdk: skipping invalid value of request header {name}"
-                            ),
-                        }
-                    }
+                    append_header(&mut map, &name, values.0.iter().map(Cow::as_ref));
                 }
                 Ok(RequestHeaders(map))
             }
         }
         deserializer.deserialize_map(HeadersVisitor)
     }
+}
+
+/// Adds one request header with its values; names or values that are not valid HTTP are
+/// skipped with a line on stderr (the host only forwards what hyper accepted, so this is rare).
+fn append_header<'v>(map: &mut HeaderMap, name: &str, values: impl Iterator<Item = &'v str>) {
+    let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+        eprintln!("wws-sdk: skipping request header with invalid name {name:?}");
+        return;
+    };
+    for value in values {
+        match HeaderValue::from_str(value) {
+            Ok(value) => {
+                map.append(header.clone(), value);
+            }
+            Err(_) => eprintln!("wws-sdk: skipping invalid value of request header {name}"),
+        }
+    }
+}
+
+/// `"headers": {"name": "value" | ["v1", ..]}` read by the scanner.
+fn scan_headers(scanner: &mut Scanner<'_>) -> Option<RequestHeaders> {
+    let mut map = HeaderMap::with_capacity(8);
+    scanner.eat(b'{')?;
+    let mut first = true;
+    while let Some(name) = scanner.next_key(first) {
+        first = false;
+        let name = name.ok()?;
+        if scanner.peek()? == b'[' {
+            scanner.eat(b'[')?;
+            let mut values = Vec::new();
+            let mut first_value = true;
+            while let Some(value) = scanner.next_string(first_value) {
+                first_value = false;
+                values.push(value.ok()?);
+            }
+            append_header(&mut map, &name, values.iter().map(Cow::as_ref));
+        } else {
+            let value = scanner.string()?;
+            append_header(&mut map, &name, std::iter::once(value.as_ref()));
+        }
+    }
+    Some(RequestHeaders(map))
+}
+
+/// An object of strings (`kv`, `params`) read by the scanner; a repeated key keeps the last
+/// value, as serde_json does.
+fn scan_map(scanner: &mut Scanner<'_>) -> Option<HashMap<String, String>> {
+    let mut map = HashMap::new();
+    scanner.eat(b'{')?;
+    let mut first = true;
+    while let Some(key) = scanner.next_key(first) {
+        first = false;
+        let key = key.ok()?.into_owned();
+        map.insert(key, scanner.string()?.into_owned());
+    }
+    Some(map)
 }
 
 /// A JSON string, borrowed from the input when it has no escapes.
@@ -222,5 +310,160 @@ impl Serialize for WireHeaders<'_> {
             }
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// The fields of an envelope, for comparing the two parsers.
+    type Fields = (String, String, HeaderMap, String, bool, Cache, Params);
+
+    fn fields(e: Envelope<'_>) -> Fields {
+        (
+            e.url.into_owned(),
+            e.method.into_owned(),
+            e.headers.0,
+            e.body.into_owned(),
+            e.base64,
+            e.kv,
+            e.params,
+        )
+    }
+
+    /// Checks the scanner against serde_json on `json`: when it accepts, serde_json must accept
+    /// with the same result. Returns whether the scanner accepted.
+    fn agree(json: &str) -> bool {
+        let serde = serde_json::from_str::<Envelope<'_>>(json).map(fields);
+        match Envelope::scan(json.as_bytes()).map(fields) {
+            Some(scanned) => {
+                let serde = serde.unwrap_or_else(|err| {
+                    panic!("scanner accepted what serde rejects ({err}): {json}")
+                });
+                assert_eq!(scanned, serde, "{json}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A small deterministic generator (xorshift), so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn text(&mut self, pieces: &[&str]) -> String {
+            (0..self.below(6))
+                .map(|_| pieces[self.below(pieces.len())])
+                .collect()
+        }
+    }
+
+    const TEXT: &[&str] = &[
+        "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{1}", "é", "😀", "%20", "{", "}", ",",
+        ":",
+    ];
+    const NAMES: &[&str] = &[
+        "x",
+        "-",
+        "a",
+        "host",
+        "content-type",
+        "X-Up",
+        "bad name",
+        "é",
+    ];
+
+    fn random_envelope(rng: &mut Rng) -> Value {
+        let mut headers = serde_json::Map::new();
+        for _ in 0..rng.below(5) {
+            let name = rng.text(NAMES);
+            let value = if rng.below(4) == 0 {
+                json!([rng.text(TEXT), rng.text(TEXT)])
+            } else {
+                json!(rng.text(TEXT))
+            };
+            headers.insert(name, value);
+        }
+        let map = |rng: &mut Rng| -> Value {
+            (0..rng.below(4))
+                .map(|_| (rng.text(TEXT), json!(rng.text(TEXT))))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        let mut envelope = json!({
+            "url": format!("http://127.0.0.1:8080/{}", (["", "a", "a/b?q=1", "%C3%A9"])[rng.below(4)]),
+            "method": (["GET", "POST", "PUT", "OPTIONS"])[rng.below(4)],
+            "headers": headers,
+            "kv": map(rng),
+            "params": map(rng),
+        });
+        let fields = envelope.as_object_mut().expect("an object");
+        if rng.below(2) == 0 {
+            fields.insert("body".into(), json!(rng.text(TEXT)));
+        }
+        if rng.below(3) == 0 {
+            fields.insert("base64".into(), json!(rng.below(2) == 0));
+        }
+        envelope
+    }
+
+    #[test]
+    fn scanner_agrees_with_serde_on_random_envelopes() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..2000 {
+            let envelope = random_envelope(&mut rng);
+            assert!(
+                agree(&envelope.to_string()),
+                "scanner gave up on {envelope}"
+            );
+            assert!(agree(
+                &serde_json::to_string_pretty(&envelope).expect("serializable")
+            ));
+        }
+    }
+
+    #[test]
+    fn scanner_gives_up_or_agrees_on_odd_input() {
+        for json in [
+            r#"{"url":"/","method":"GET","extra":1}"#,
+            r#"{"url":"/","method":"GET","body":null}"#,
+            r#"{"url":"/","method":"GET","url":"/again"}"#,
+            r#"{"url":"/","method":"GET","kv":{"a":"1","a":"2"}}"#,
+            r#"{"url":"/","method":"GET","kv":{"n":1}}"#,
+            r#"{"url":"/","method":"GET"} trailing"#,
+            r#"{"url":"/","method":"GET",}"#,
+            r#"{"url":"\u002f\ud83d\ude00","method":"G\u0045T","headers":{"x":"\u00e9"}}"#,
+            r#"{"method":"GET"}"#,
+            r#"{"url":"/","method":"GET","headers":{"x":["a",]}}"#,
+            r#"{"url":"/","method":"GET","headers":{"x":[]}}"#,
+            r#"{"url":"/","method":"GET","base64":"true"}"#,
+            r#"  {"url":"/","method":"GET"}  "#,
+            "",
+            "{",
+            "[]",
+        ] {
+            agree(json);
+        }
+        assert!(agree(
+            r#"{"url":"\u002f\ud83d\ude00","method":"G\u0045T","headers":{"x":"\u00e9"}}"#
+        ));
+        assert!(agree(
+            r#"{"url":"/","method":"GET","kv":{"a":"1","a":"2"}}"#
+        ));
+        assert!(
+            !agree(r#"{"url":"/","method":"GET","url":"/again"}"#),
+            "duplicate fields go to serde"
+        );
     }
 }
