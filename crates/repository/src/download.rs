@@ -167,12 +167,12 @@ impl Downloader {
 
     /// Sends a GET and fails on any non-2xx status, naming the URL.
     async fn get(&self, url: &url::Url) -> anyhow::Result<reqwest::Response> {
-        let response = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot download {url}: {}", error_chain(&e)))?;
+        let response = self.client.get(url.clone()).send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot download {url}: {}; check the network and the URL",
+                error_chain(&e.without_url())
+            )
+        })?;
         let status = response.status();
         if !status.is_success() {
             bail!("cannot download {url}: the server answered HTTP {status}");
