@@ -107,8 +107,10 @@ impl Envelope<'_> {
         let mut request = Request::new(body);
         *request.method_mut() = Method::from_bytes(self.method.as_bytes())
             .with_context(|| format!("invalid request method {:?}", self.method))?;
-        let url = std::mem::take(&mut self.url).into_owned();
-        *request.uri_mut() = Uri::try_from(url).context("invalid request URL")?;
+        *request.uri_mut() = self
+            .url
+            .parse::<Uri>()
+            .with_context(|| format!("invalid request URL {:?}", self.url))?;
         *request.headers_mut() = std::mem::take(&mut self.headers.0);
         Ok(request)
     }
