@@ -1,8 +1,6 @@
 //! The engine state: a QuickJS runtime and context with the polyfills and the worker loaded,
 //! and the event loop that serves one request with it.
 
-use std::time::Duration;
-
 use rquickjs::{
     Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value, promise::PromiseState,
 };
@@ -79,8 +77,6 @@ impl Engine {
         self.context.with(|ctx| {
             let internal = self.internal.clone().restore(&ctx).map_err(|e| self.report(&ctx, None, e))?;
             let handle: Function = internal.get("handle").map_err(|e| self.report(&ctx, Some(&internal), e))?;
-            let next_timer: Function = internal.get("nextTimer").map_err(|e| self.report(&ctx, Some(&internal), e))?;
-            let run_timer: Function = internal.get("runTimer").map_err(|e| self.report(&ctx, Some(&internal), e))?;
             let promise: Promise = handle.call((input,)).map_err(|e| self.report(&ctx, Some(&internal), e))?;
             loop {
                 while ctx.execute_pending_job() {}
@@ -94,17 +90,13 @@ impl Engine {
                     let text: String = outcome.get(1).map_err(|e| self.report(&ctx, Some(&internal), e))?;
                     return if code == 0 { Ok(text) } else { Err(text) };
                 }
-                let wait: f64 = next_timer.call(()).map_err(|e| self.report(&ctx, Some(&internal), e))?;
-                if wait < 0.0 {
+                let ran = worker::run_next_timer(&internal).map_err(|e| self.report(&ctx, Some(&internal), e))?;
+                if !ran {
                     return Err(format!(
                         "{}:1:1: Error: the fetch handler never produced a response: its promise is still pending and no timer or job is left to settle it",
                         self.worker_file
                     ));
                 }
-                if wait > 0.0 {
-                    std::thread::sleep(Duration::from_secs_f64(wait / 1000.0));
-                }
-                run_timer.call::<_, ()>(()).map_err(|e| self.report(&ctx, Some(&internal), e))?;
             }
         })
     }

@@ -4,7 +4,7 @@
 //! The source is first compiled (not run) as a classic script. If that parses, it is a
 //! service-worker-style script and it runs. If not, it is compiled as a module (an
 //! `export default { fetch }` worker, or a bundle such as a Hono app); when that parses too,
-//! the module is evaluated (top-level `await` included) and its namespace handed to the
+//! the module is evaluated (top-level `await` included, timers run) and its namespace handed to the
 //! polyfills. When both fail, the error of the mode that got further into the file is
 //! reported, which is the one the author meant. Nothing is guessed from the text.
 
@@ -48,10 +48,14 @@ pub fn evaluate<'js>(
                 return Err(error);
             }
             PromiseState::Pending => {
-                if !ctx.execute_pending_job() {
+                if ctx.execute_pending_job() {
+                    continue;
+                }
+                // No job left: a top-level `await` may be waiting for a timer.
+                if !run_next_timer(internal).map_err(|e| caught(ctx, e))? {
                     return Err(message(
                         ctx,
-                        "the module's top-level await never settled (timers and I/O do not run while a worker loads)",
+                        "the module's top-level await never settled: no job or timer is left to settle it",
                     ));
                 }
             }
@@ -62,6 +66,19 @@ pub fn evaluate<'js>(
         .get::<_, Function>("setModule")
         .and_then(|f| f.call::<_, ()>((namespace,)))
         .map_err(|e| caught(ctx, e))
+}
+
+/// Waits for the next timer of the polyfills and runs it; false when there is none.
+pub fn run_next_timer(internal: &Object<'_>) -> rquickjs::Result<bool> {
+    let wait: f64 = internal.get::<_, Function>("nextTimer")?.call(())?;
+    if wait < 0.0 {
+        return Ok(false);
+    }
+    if wait > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(wait / 1000.0));
+    }
+    internal.get::<_, Function>("runTimer")?.call::<_, ()>(())?;
+    Ok(true)
 }
 
 /// The JS value behind an rquickjs error: the pending exception, or a new Error that carries

@@ -121,8 +121,13 @@ function incomingRequest(input) {
   if (typeof input.body === "string" && input.body !== "") {
     source = input.base64 === true ? host.b64Decode(input.body) : input.body;
   }
-  const params = Object.create(null);
-  if (input.params && typeof input.params === "object") for (const key of Object.keys(input.params)) params[key] = String(input.params[key]);
+  // A plain object (workers call params.hasOwnProperty), filled without the __proto__ setter.
+  const params = {};
+  if (input.params && typeof input.params === "object") {
+    for (const key of Object.keys(input.params)) {
+      Object.defineProperty(params, key, { value: String(input.params[key]), writable: true, enumerable: true, configurable: true });
+    }
+  }
   return new Request(trustedRequest, {
     url,
     method,
