@@ -282,6 +282,17 @@ value = "2027b73556ca02155f026cee751ab736985917d2f28bbcad5aac928c719e1112"
     }
 
     #[test]
+    fn unreadable_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".wws.toml")).unwrap();
+        let msg = format!("{:#}", ProjectConfig::load(dir.path()).unwrap_err());
+        assert!(
+            msg.contains("cannot read") && msg.contains(".wws.toml"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn missing_file_is_empty() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(

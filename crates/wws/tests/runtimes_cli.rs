@@ -814,14 +814,19 @@ fn a_malformed_wws_toml_is_reported_and_never_overwritten() {
     assert!(wws_repository::installed_runtimes(p.path()).is_err());
 }
 
-/// Spawns an install whose output is read line by line on a thread.
+/// Spawns `install NAME VERSION` whose output is read line by line on a thread.
 fn spawn_install(
     project: &Path,
     url: &str,
     name: &str,
     version: &str,
 ) -> (Child, mpsc::Receiver<String>) {
-    let mut child = runtimes_cmd(project, &["--repo-url", url, "install", name, version])
+    spawn(project, &["--repo-url", url, "install", name, version])
+}
+
+/// Spawns `wws PROJECT runtimes ARGS…` whose output is read line by line on a thread.
+fn spawn(project: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = runtimes_cmd(project, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1003,4 +1008,56 @@ fn a_waiting_install_takes_over_after_the_first_one_is_killed() {
             "1.0.0/wrapper.txt"
         ]
     );
+}
+
+#[test]
+fn killing_a_restore_mid_download_leaves_the_project_clean() {
+    let repo = FakeRepo::new();
+    let server = RepoServer::serve(repo.path());
+    let url = server.url("index.toml");
+    let first = project();
+    ok(run(
+        first.path(),
+        &["--repo-url", &url, "install", "fakelang", "1.0.0"],
+    ));
+    ok(run(
+        first.path(),
+        &["--repo-url", &url, "install", "otherlang", "1.0.0"],
+    ));
+    let fresh = project();
+    std::fs::copy(
+        first.path().join(".wws.toml"),
+        fresh.path().join(".wws.toml"),
+    )
+    .unwrap();
+    let config = read_config(fresh.path()).unwrap();
+    let rel = FakeRepo::binary_rel("otherlang", "1.0.0");
+    server.stall_after(&rel, 4096);
+    let before = server.requests().iter().filter(|r| **r == rel).count();
+    let (mut child, rx) = spawn(fresh.path(), &["install"]);
+    wait_line(&rx, "Installing: wasmlabs - otherlang");
+    assert!(server.wait_for_requests(&rel, before + 1, WAIT));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // fakelang was complete before the kill and stays; otherlang never appears.
+    assert!(
+        runtime_dir(fresh.path(), "wasmlabs", "fakelang", "1.0.0")
+            .join("fakelang.wasm")
+            .is_file()
+    );
+    assert!(!runtime_dir(fresh.path(), "wasmlabs", "otherlang", "1.0.0").exists());
+    assert_eq!(read_config(fresh.path()).unwrap(), config);
+    let out = fails(run(fresh.path(), &["check"]));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("❌") && l.contains("otherlang")),
+        "{out}"
+    );
+    server.clear(&rel);
+    ok(run(fresh.path(), &["install"]));
+    assert_eq!(
+        tree(&first.path().join(".wws/runtimes")),
+        tree(&fresh.path().join(".wws/runtimes"))
+    );
+    assert_eq!(read_config(fresh.path()).unwrap(), config);
 }
