@@ -36,7 +36,7 @@ the same workers over HTTP. The table below is generated from it by
 
 
 def cell(text):
-    return text.replace("|", "\\\\|")
+    return text.replace("|", "\\|")
 
 
 def row(case):

@@ -6,9 +6,31 @@
 // - `env.KV`: a Cloudflare-KV-style binding with async get/put/delete/list/getWithMetadata.
 //
 // The host sends the namespace as `kv` in the request and receives it back, whole, as `kv`
-// in the output; it writes back only the keys that changed.
+// in the output (keys the worker deleted as null); it writes back only the keys that changed.
 
 let kvState = Object.create(null);
+// Keys of the request's snapshot that the worker deleted: sent back as null (removed).
+let kvDeleted = new Set();
+
+function kvDelete(key) {
+  if (Object.prototype.hasOwnProperty.call(kvState, key)) {
+    delete kvState[key];
+    kvDeleted.add(key);
+  }
+}
+
+function kvSet(key, value) {
+  kvState[key] = value;
+  kvDeleted.delete(key);
+}
+
+// The namespace for the output: every key with its value, deleted ones as null.
+function kvForOutput() {
+  if (kvDeleted.size === 0) return kvState;
+  const out = Object.create(null);
+  for (const key of kvDeleted) out[key] = null;
+  return Object.assign(out, kvState);
+}
 
 function kvString(value) {
   if (typeof value === "string") return value;
@@ -27,10 +49,10 @@ const Cache = {
     return Object.prototype.hasOwnProperty.call(kvState, key) ? kvState[key] : undefined;
   },
   set(key, value) {
-    kvState[String(key)] = kvString(value);
+    kvSet(String(key), kvString(value));
   },
   delete(key) {
-    delete kvState[String(key)];
+    kvDelete(String(key));
   },
   get state() {
     return kvState;
@@ -75,14 +97,14 @@ const KV = {
   },
   put(key, value) {
     return asPromise(() => {
-      if (value instanceof ReadableStream) return readAllBytes(value).then((b) => void (kvState[String(key)] = utf8Decode(b, false)));
-      kvState[String(key)] = kvString(value);
+      if (value instanceof ReadableStream) return readAllBytes(value).then((b) => kvSet(String(key), utf8Decode(b, false)));
+      kvSet(String(key), kvString(value));
       return undefined;
     });
   },
   delete(key) {
     return asPromise(() => {
-      delete kvState[String(key)];
+      kvDelete(String(key));
     });
   },
   list(options = {}) {
@@ -103,5 +125,6 @@ Object.defineProperty(KV, Symbol.toStringTag, { value: "KVNamespace" });
 
 function setKvState(kv) {
   kvState = Object.create(null);
+  kvDeleted = new Set();
   if (kv && typeof kv === "object") for (const key of Object.keys(kv)) kvState[key] = kvString(kv[key]);
 }

@@ -232,7 +232,7 @@ internal.handle = function handle(json) {
           reportError(error);
         }
       }
-      output.kv = kvState;
+      output.kv = kvForOutput();
       reportUnhandledRejections();
       return [0, JSON.stringify(output)];
     })
@@ -255,7 +255,7 @@ internal.warmUp = function warmUp() {
     .text()
     .then(() => outputOf(new Response("warm", { status: 200, headers: { "x-warm": "1" } })))
     .then((output) => {
-      output.kv = kvState;
+      output.kv = kvForOutput();
       JSON.stringify(output);
       return outputOf(Response.json({ warm: true }));
     })
