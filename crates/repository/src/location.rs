@@ -31,8 +31,9 @@ impl Location {
         if !text.contains("://") {
             // Absolute, so that resolved file URLs stored in `.wws.toml` do not depend on the
             // directory a later command runs from.
-            let path =
-                std::path::absolute(text).with_context(|| format!("invalid path {text:?}"))?;
+            let path = std::fs::canonicalize(text)
+                .or_else(|_| std::path::absolute(text))
+                .with_context(|| format!("invalid path {text:?}"))?;
             return Ok(Self::File(path));
         }
         let url = Url::parse(text).with_context(|| format!("invalid URL {text:?}"))?;
