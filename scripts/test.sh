@@ -27,8 +27,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "JS engine: committed binary matches its source"
 "$repo/scripts/check-js-engine.sh"
 
-step "Rust SDK unit tests"
-cargo test --manifest-path sdk/rust/Cargo.toml --target-dir "$CARGO_TARGET_DIR/sdk"
+step "Rust SDK: clippy and tests"
+cargo clippy --manifest-path sdk/rust/Cargo.toml --workspace --all-targets --target-dir "$CARGO_TARGET_DIR/sdk" -- -D warnings
+cargo test --manifest-path sdk/rust/Cargo.toml --workspace --target-dir "$CARGO_TARGET_DIR/sdk"
 
 step "host workspace tests (unit + end-to-end)"
 cargo test --workspace

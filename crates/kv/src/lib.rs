@@ -39,7 +39,10 @@ pub trait KvStore: Send + Sync {
 /// The changes that turn `before` into `after`. `None` in `after` means "remove this key";
 /// keys of `before` that are missing from `after` are removed too, since the protocol
 /// describes deletion by omission.
-pub fn diff(before: &HashMap<String, String>, after: HashMap<String, Option<String>>) -> Vec<Change> {
+pub fn diff(
+    before: &HashMap<String, String>,
+    after: HashMap<String, Option<String>>,
+) -> Vec<Change> {
     let mut changes = Vec::new();
     for key in before.keys() {
         if !matches!(after.get(key), Some(Some(_))) {
@@ -47,10 +50,10 @@ pub fn diff(before: &HashMap<String, String>, after: HashMap<String, Option<Stri
         }
     }
     for (key, value) in after {
-        if let Some(value) = value {
-            if before.get(&key) != Some(&value) {
-                changes.push(Change::Set(key, value));
-            }
+        if let Some(value) = value
+            && before.get(&key) != Some(&value)
+        {
+            changes.push(Change::Set(key, value));
         }
     }
     changes
@@ -61,16 +64,24 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn only_changed_keys_are_written() {
         let before = map(&[("a", "1"), ("b", "2"), ("c", "3")]);
-        let after: HashMap<_, _> = [("a", Some("1")), ("b", Some("20")), ("d", Some("4")), ("c", None)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
-            .collect();
+        let after: HashMap<_, _> = [
+            ("a", Some("1")),
+            ("b", Some("20")),
+            ("d", Some("4")),
+            ("c", None),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+        .collect();
         let mut changes = diff(&before, after);
         changes.sort_by_key(|c| format!("{c:?}"));
         assert_eq!(
@@ -86,6 +97,9 @@ mod tests {
     #[test]
     fn omitted_keys_are_deleted() {
         let before = map(&[("a", "1")]);
-        assert_eq!(diff(&before, HashMap::new()), vec![Change::Delete("a".into())]);
+        assert_eq!(
+            diff(&before, HashMap::new()),
+            vec![Change::Delete("a".into())]
+        );
     }
 }

@@ -55,9 +55,15 @@ mod tests {
         let store = MemoryStore::new();
         let a = store.snapshot("ns").await.unwrap();
         let b = store.snapshot("ns").await.unwrap();
-        let mut a2: HashMap<_, _> = a.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        let mut a2: HashMap<_, _> = a
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
         a2.insert("a".into(), Some("1".into()));
-        let mut b2: HashMap<_, _> = b.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        let mut b2: HashMap<_, _> = b
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
         b2.insert("b".into(), Some("2".into()));
         store.apply("ns", crate::diff(&a, a2)).await.unwrap();
         store.apply("ns", crate::diff(&b, b2)).await.unwrap();

@@ -47,6 +47,13 @@ impl App {
         config: AppConfig,
     ) -> Self {
         assert_eq!(routes.len(), endpoints.len(), "one endpoint per route");
-        Self { routes, endpoints, statics, cors, kv, config }
+        Self {
+            routes,
+            endpoints,
+            statics,
+            cors,
+            kv,
+            config,
+        }
     }
 }

@@ -16,7 +16,9 @@ pub struct Cors {
 impl Cors {
     /// Allows the given origins (`*` for any).
     pub fn new(origins: Vec<String>) -> Self {
-        Self { origins: origins.into_iter().filter(|o| !o.is_empty()).collect() }
+        Self {
+            origins: origins.into_iter().filter(|o| !o.is_empty()).collect(),
+        }
     }
 
     /// Whether CORS is configured.
@@ -31,7 +33,10 @@ impl Cors {
         }
         let origin = request.get(header::ORIGIN)?;
         let origin_str = origin.to_str().ok()?;
-        self.origins.iter().any(|o| o == origin_str).then(|| origin.clone())
+        self.origins
+            .iter()
+            .any(|o| o == origin_str)
+            .then(|| origin.clone())
     }
 
     /// Whether this is a preflight request we should answer.
@@ -59,7 +64,9 @@ impl Cors {
     /// Headers of a preflight answer (204).
     pub fn preflight(&self, request: &HeaderMap) -> HeaderMap {
         let mut out = HeaderMap::new();
-        let Some(origin) = self.allow_origin(request) else { return out };
+        let Some(origin) = self.allow_origin(request) else {
+            return out;
+        };
         let wildcard = origin == "*";
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         out.insert(
@@ -69,7 +76,10 @@ impl Cors {
         if let Some(requested) = request.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
             out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
         }
-        out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        out.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
         if !wildcard {
             out.insert(header::VARY, HeaderValue::from_static("Origin"));
         }
@@ -90,7 +100,10 @@ mod tests {
     #[test]
     fn one_of_several_origins_is_echoed() {
         let cors = Cors::new(vec!["https://a.test".into(), "https://b.test".into()]);
-        assert_eq!(cors.allow_origin(&req("https://b.test")).unwrap(), "https://b.test");
+        assert_eq!(
+            cors.allow_origin(&req("https://b.test")).unwrap(),
+            "https://b.test"
+        );
         assert!(cors.allow_origin(&req("https://evil.test")).is_none());
     }
 

@@ -20,7 +20,8 @@ impl App {
         let request_headers = req.headers().clone();
         let mut resp = if self.cors.is_preflight(req.method(), req.headers()) {
             let mut resp = respond::simple(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
-            resp.headers_mut().extend(self.cors.preflight(req.headers()));
+            resp.headers_mut()
+                .extend(self.cors.preflight(req.headers()));
             return resp;
         } else {
             self.route(req).await
@@ -56,12 +57,16 @@ impl App {
     }
 
     async fn not_found(&self) -> Response<Body> {
-        if let Some(statics) = &self.statics {
-            if let Some(page) = statics.not_found_page().await {
-                return respond::file(StatusCode::NOT_FOUND, page);
-            }
+        if let Some(statics) = &self.statics
+            && let Some(page) = statics.not_found_page().await
+        {
+            return respond::file(StatusCode::NOT_FOUND, page);
         }
-        respond::simple(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", Bytes::new())
+        respond::simple(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            Bytes::new(),
+        )
     }
 
     async fn run_worker(
@@ -72,18 +77,28 @@ impl App {
     ) -> Response<Body> {
         let worker = endpoint.worker.name();
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, self.config.max_body_bytes).collect().await {
+        let body = match Limited::new(body, self.config.max_body_bytes)
+            .collect()
+            .await
+        {
             Ok(collected) => collected.to_bytes(),
             Err(err) if err.is::<http_body_util::LengthLimitError>() => {
                 return respond::simple(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "text/plain; charset=utf-8",
-                    format!("request body larger than {} bytes\n", self.config.max_body_bytes),
+                    format!(
+                        "request body larger than {} bytes\n",
+                        self.config.max_body_bytes
+                    ),
                 );
             }
             Err(err) => {
                 tracing::debug!("reading request body: {err}");
-                return respond::simple(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", "bad request body\n");
+                return respond::simple(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain; charset=utf-8",
+                    "bad request body\n",
+                );
             }
         };
 
@@ -101,7 +116,8 @@ impl App {
         let kv = snapshot.as_deref().unwrap_or(&empty);
         let url = full_url(&parts);
         let headers = fold_headers(&parts.headers);
-        let input = WorkerRequest::new(&url, parts.method.as_str(), &headers, &body, kv, &params).to_bytes();
+        let input = WorkerRequest::new(&url, parts.method.as_str(), &headers, &body, kv, &params)
+            .to_bytes();
         drop(body);
 
         let stdout = match endpoint.worker.run(Bytes::from(input)).await {
@@ -125,7 +141,10 @@ impl App {
         };
         let changes = match (&endpoint.kv_namespace, output.kv.take()) {
             (Some(ns), Some(after)) => {
-                let after = after.into_iter().map(|(k, v)| (k, v.into_string())).collect();
+                let after = after
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_string()))
+                    .collect();
                 Some((ns, wws_kv::diff(kv, after)))
             }
             _ => None,
@@ -137,11 +156,11 @@ impl App {
                 return respond::worker_error(StatusCode::INTERNAL_SERVER_ERROR);
             }
         };
-        if let Some((ns, changes)) = changes {
-            if let Err(err) = self.kv.apply(ns, changes).await {
-                tracing::error!(worker, "could not save key/value namespace {ns}: {err:#}");
-                return respond::worker_error(StatusCode::SERVICE_UNAVAILABLE);
-            }
+        if let Some((ns, changes)) = changes
+            && let Err(err) = self.kv.apply(ns, changes).await
+        {
+            tracing::error!(worker, "could not save key/value namespace {ns}: {err:#}");
+            return respond::worker_error(StatusCode::SERVICE_UNAVAILABLE);
         }
         resp
     }
@@ -162,7 +181,11 @@ fn full_url(parts: &http::request::Parts) -> String {
         .and_then(|v| v.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .unwrap_or("localhost");
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     format!("{scheme}://{host}{path}")
 }
 

@@ -14,10 +14,15 @@ pub type Body = Full<Bytes>;
 pub const WORKER_ERROR_BODY: &str = "<p>There was an error running this function</p>";
 
 /// A small text or HTML response.
-pub fn simple(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+pub fn simple(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -45,7 +50,11 @@ pub fn from_worker(
 ) -> Result<Response<Body>, wws_worker::protocol::OutputError> {
     let body = out.take_body()?;
     let status = StatusCode::from_u16(out.status).unwrap_or_else(|_| {
-        tracing::warn!(worker, "returned invalid status {}; answering 200 as the original did", out.status);
+        tracing::warn!(
+            worker,
+            "returned invalid status {}; answering 200 as the original did",
+            out.status
+        );
         StatusCode::OK
     });
     let mut resp = Response::new(Full::new(Bytes::from(body)));

@@ -76,7 +76,10 @@ async fn read(file: &Path) -> Option<StaticFile> {
         _ if content_type.subtype() == "javascript" => format!("{content_type}; charset=utf-8"),
         _ => content_type.to_string(),
     };
-    Some(StaticFile { body: Bytes::from(body), content_type })
+    Some(StaticFile {
+        body: Bytes::from(body),
+        content_type,
+    })
 }
 
 #[cfg(test)]

@@ -15,32 +15,34 @@ fn fixtures_target_dir() -> PathBuf {
     base.join("guest-fixtures")
 }
 
+/// Builds the guest crate at `manifest` for `target` into the shared fixture target dir.
+fn build_guests(manifest: &str, target: &str) -> PathBuf {
+    let dir = fixtures_target_dir();
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--target", target, "--manifest-path"])
+        .arg(workspace_root().join(manifest))
+        .arg("--target-dir")
+        .arg(&dir)
+        // Small shadow stack: 2 initial pages instead of 17 (notes/per-request-cost.md).
+        .env("RUSTFLAGS", "-C link-arg=-zstack-size=65536")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("cargo must be runnable to build guest fixtures");
+    assert!(status.success(), "building {manifest} for {target} failed");
+    dir.join(target).join("release")
+}
+
 /// Builds every Rust guest fixture once per test process (cargo itself serialises concurrent
 /// test binaries on the target dir lock) and returns the folder holding the `.wasm` files.
 pub fn rust_fixtures_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let target = fixtures_target_dir();
-        let manifest = workspace_root().join("tests/fixtures/rust/Cargo.toml");
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip1",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&target)
-            // Small shadow stack: 2 initial pages instead of 17 (notes/per-request-cost.md).
-            .env("RUSTFLAGS", "-C link-arg=-zstack-size=65536")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("cargo must be runnable to build guest fixtures");
-        assert!(status.success(), "building tests/fixtures/rust failed");
-        target.join("wasm32-wasip1/release")
-    })
+    DIR.get_or_init(|| build_guests("tests/fixtures/rust/Cargo.toml", "wasm32-wasip1"))
+}
+
+/// Same for the WASI preview2 component fixtures (`tests/fixtures/rust-p2`).
+pub fn rust_p2_fixtures_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| build_guests("tests/fixtures/rust-p2/Cargo.toml", "wasm32-wasip2"))
 }
 
 /// Path of the compiled Rust fixture `name` (a bin of `tests/fixtures/rust`).
@@ -91,6 +93,13 @@ impl Project {
     /// Copy the Rust fixture `fixture` to `rel` (e.g. `api/[id].wasm`).
     pub fn wasm(&self, rel: &str, fixture: &str) -> &Self {
         let bytes = std::fs::read(rust_wasm(fixture)).unwrap();
+        self.file(rel, bytes)
+    }
+
+    /// Copy the preview2 component fixture `fixture` to `rel`.
+    pub fn component(&self, rel: &str, fixture: &str) -> &Self {
+        let path = rust_p2_fixtures_dir().join(format!("{fixture}.wasm"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         self.file(rel, bytes)
     }
 

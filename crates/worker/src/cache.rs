@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
 use wasmtime::Module;
+use wasmtime::component::Component;
 
 const TRAILER: usize = 32;
 
@@ -31,7 +31,10 @@ impl ModuleCache {
     pub fn new(dir: &Path, engine: &wasmtime::Engine) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self { dir: dir.to_path_buf(), engine_hash: format!("{:016x}", hasher.finish()) }
+        Self {
+            dir: dir.to_path_buf(),
+            engine_hash: format!("{:016x}", hasher.finish()),
+        }
     }
 
     /// Folder holding the artifacts.
@@ -45,7 +48,10 @@ impl ModuleCache {
         if let Some(artifact) = read_verified(&path) {
             // SAFETY: the artifact was written by `store` below for this engine configuration
             // (name = module hash + engine hash) and its checksum trailer matches.
-            #[allow(unsafe_code, reason = "deserializing an artifact wws wrote and verified")]
+            #[allow(
+                unsafe_code,
+                reason = "deserializing an artifact wws wrote and verified"
+            )]
             match unsafe { Module::deserialize(engine, &artifact) } {
                 Ok(module) => return Ok(module),
                 Err(err) => tracing::warn!("ignoring cached module {}: {err:#}", path.display()),
@@ -62,7 +68,10 @@ impl ModuleCache {
     pub fn component(&self, engine: &wasmtime::Engine, bytes: &[u8]) -> anyhow::Result<Component> {
         let path = self.path_for(bytes, "component");
         if let Some(artifact) = read_verified(&path) {
-            #[allow(unsafe_code, reason = "deserializing an artifact wws wrote and verified")]
+            #[allow(
+                unsafe_code,
+                reason = "deserializing an artifact wws wrote and verified"
+            )]
             // SAFETY: as in `module`: our own artifact, checksum verified.
             match unsafe { Component::deserialize(engine, &artifact) } {
                 Ok(component) => return Ok(component),
@@ -78,7 +87,8 @@ impl ModuleCache {
 
     fn path_for(&self, bytes: &[u8], kind: &str) -> PathBuf {
         let digest = hex::encode(Sha256::digest(bytes));
-        self.dir.join(format!("{digest}-{}-{kind}.cwasm", self.engine_hash))
+        self.dir
+            .join(format!("{digest}-{}-{kind}.cwasm", self.engine_hash))
     }
 
     /// Writes atomically (temp file + rename). A failure only costs a recompile next time.
@@ -94,7 +104,10 @@ impl ModuleCache {
             Ok(())
         })();
         if let Err(err) = result {
-            tracing::warn!("could not cache a compiled module in {}: {err:#}", self.dir.display());
+            tracing::warn!(
+                "could not cache a compiled module in {}: {err:#}",
+                self.dir.display()
+            );
         }
     }
 }

@@ -139,22 +139,28 @@ impl WorkerConfig {
         env: impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
         let file = path.display();
-        let raw: Raw = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|err| {
-            let key = err.path().to_string();
-            let detail = err.into_inner().to_string();
-            if key == "." {
-                anyhow::anyhow!("invalid worker config {file}: {}", detail.trim_end())
-            } else {
-                anyhow::anyhow!("invalid worker config {file}: key `{key}`: {}", detail.trim_end())
-            }
-        })?;
+        let raw: Raw =
+            serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|err| {
+                let key = err.path().to_string();
+                let detail = err.into_inner().to_string();
+                if key == "." {
+                    anyhow::anyhow!("invalid worker config {file}: {}", detail.trim_end())
+                } else {
+                    anyhow::anyhow!(
+                        "invalid worker config {file}: key `{key}`: {}",
+                        detail.trim_end()
+                    )
+                }
+            })?;
         for key in raw.unknown.keys() {
             tracing::warn!("{file}: unknown key `{key}` is ignored");
         }
         match raw.version.as_deref() {
             Some("1") => {}
             None => tracing::warn!("{file}: missing `version = \"1\"`; assuming version 1"),
-            Some(other) => bail!("{file}: unsupported `version = \"{other}\"`; wws reads version \"1\""),
+            Some(other) => {
+                bail!("{file}: unsupported `version = \"{other}\"`; wws reads version \"1\"")
+            }
         }
         if raw.features.wasi_nn.is_some() {
             tracing::warn!("{file}: `[features.wasi_nn]` is not supported by wws and is ignored");
@@ -166,10 +172,14 @@ impl WorkerConfig {
                 bail!("{file}: `vars.{key}` is not a valid environment variable name");
             }
             let value = match value.strip_prefix('$') {
-                Some(name) if !name.is_empty() && !value.contains(' ') => env(name).unwrap_or_else(|| {
-                    tracing::warn!("{file}: `vars.{key}` refers to ${name}, which is not set; using \"\"");
-                    String::new()
-                }),
+                Some(name) if !name.is_empty() && !value.contains(' ') => {
+                    env(name).unwrap_or_else(|| {
+                        tracing::warn!(
+                            "{file}: `vars.{key}` refers to ${name}, which is not set; using \"\""
+                        );
+                        String::new()
+                    })
+                }
                 _ => value,
             };
             vars.push((key, value));
@@ -186,9 +196,16 @@ impl WorkerConfig {
                 );
             }
             if !f.to.starts_with('/') {
-                bail!("{file}: `folders[{i}].to` = {:?} must be an absolute guest path such as \"/data\"", f.to);
+                bail!(
+                    "{file}: `folders[{i}].to` = {:?} must be an absolute guest path such as \"/data\"",
+                    f.to
+                );
             }
-            folders.push(Folder { from, to: f.to, readonly: f.readonly });
+            folders.push(Folder {
+                from,
+                to: f.to,
+                readonly: f.readonly,
+            });
         }
 
         let kv_namespace = match raw.data.kv {
@@ -286,15 +303,21 @@ allowed_hosts = ["random-data-api.com"]
 
     #[test]
     fn errors_name_file_and_key() {
-        let err = parse("version = \"1\"\n[vars]\nA = 3\n").unwrap_err().to_string();
-        assert!(err.contains("api/index.toml") && err.contains("vars"), "{err}");
+        let err = parse("version = \"1\"\n[vars]\nA = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("api/index.toml") && err.contains("vars"),
+            "{err}"
+        );
         let err = parse("version = \"1\"\n[[folders]]\nfrom = \"./nope-missing\"\nto = \"/x\"\n")
             .unwrap_err()
             .to_string();
         assert!(err.contains("folders[0].from"), "{err}");
-        let err = parse("version = \"1\"\n[features.http_requests]\nallowed_methods = [\"FETCH\"]\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse("version = \"1\"\n[features.http_requests]\nallowed_methods = [\"FETCH\"]\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("allowed_methods"), "{err}");
         let err = parse("version = 1\n").unwrap_err().to_string();
         assert!(err.contains("version"), "{err}");

@@ -117,7 +117,10 @@ impl Engine {
     pub fn component(&self, bytes: &[u8]) -> anyhow::Result<wasmtime::component::Component> {
         match &self.inner.cache {
             Some(cache) => cache.component(&self.inner.engine, bytes),
-            None => Ok(wasmtime::component::Component::new(&self.inner.engine, bytes)?),
+            None => Ok(wasmtime::component::Component::new(
+                &self.inner.engine,
+                bytes,
+            )?),
         }
     }
 }
@@ -153,13 +156,15 @@ fn config(limits: &Limits, pooling: bool) -> Config {
 /// One thread for the whole process advances the epoch; stores count the ticks they run for.
 fn start_ticker(engine: &wasmtime::Engine) {
     let weak = engine.weak();
-    let spawned = std::thread::Builder::new().name("wws-epoch".into()).spawn(move || {
-        while let Some(engine) = weak.upgrade() {
-            engine.increment_epoch();
-            drop(engine);
-            std::thread::sleep(EPOCH_TICK);
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("wws-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
     if let Err(err) = spawned {
         // Without the ticker, limits are not enforced; that must not go unnoticed.
         tracing::error!("could not start the epoch ticker thread, CPU limits are off: {err}");

@@ -41,7 +41,10 @@ pub(crate) struct ComponentHost {
 
 impl WasiView for ComponentHost {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.ctx, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -99,10 +102,16 @@ pub(crate) fn wasi_builder(
         .args(args)
         .envs(env);
     for p in preopens {
-        let perms = if p.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
-        builder.preopened_dir(&p.host, &p.guest, perms).map_err(|err| {
-            anyhow::anyhow!("cannot mount {} at {}: {err}", p.host.display(), p.guest)
-        })?;
+        let perms = if p.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        builder
+            .preopened_dir(&p.host, &p.guest, perms)
+            .map_err(|err| {
+                anyhow::anyhow!("cannot mount {} at {}: {err}", p.host.display(), p.guest)
+            })?;
     }
     Ok((builder, pipes))
 }
@@ -136,11 +145,18 @@ const MAX_LINE: usize = 8 << 10;
 
 impl LogPipe {
     fn new(worker: Arc<str>, cap: usize) -> Self {
-        Self { worker, cap, state: Arc::default() }
+        Self {
+            worker,
+            cap,
+            state: Arc::default(),
+        }
     }
 
     fn push(&self, mut bytes: &[u8]) {
-        let mut st = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         while !bytes.is_empty() {
             let (chunk, rest, newline) = match bytes.iter().position(|&b| b == b'\n') {
                 Some(i) => (&bytes[..i], &bytes[i + 1..], true),
@@ -169,7 +185,10 @@ impl LogPipe {
 
     /// Logs a last line that had no newline.
     pub fn finish(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if !st.line.is_empty() {
             self.emit(&mut st);
         }

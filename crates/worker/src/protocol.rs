@@ -51,9 +51,20 @@ impl<'a> WorkerRequest<'a> {
     ) -> Self {
         let (body, base64) = match std::str::from_utf8(body) {
             Ok(text) => (Cow::Borrowed(text), false),
-            Err(_) => (Cow::Owned(base64::engine::general_purpose::STANDARD.encode(body)), true),
+            Err(_) => (
+                Cow::Owned(base64::engine::general_purpose::STANDARD.encode(body)),
+                true,
+            ),
         };
-        Self { url, method, headers, body, base64, kv, params }
+        Self {
+            url,
+            method,
+            headers,
+            body,
+            base64,
+            kv,
+            params,
+        }
     }
 
     /// Serializes the envelope for the worker's stdin.
@@ -68,7 +79,11 @@ impl<'a> WorkerRequest<'a> {
 pub fn fold_headers(headers: &http::HeaderMap) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::with_capacity(headers.keys_len());
     for name in headers.keys() {
-        let sep = if name == http::header::COOKIE { "; " } else { ", " };
+        let sep = if name == http::header::COOKIE {
+            "; "
+        } else {
+            ", "
+        };
         let mut value = String::new();
         for (i, v) in headers.get_all(name).iter().enumerate() {
             if i > 0 {
@@ -151,7 +166,9 @@ impl KvValue {
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// Not the JSON envelope (stray prints, garbage, missing `data`).
-    #[error("printed output that is not a wws JSON response ({source}); output starts with {preview:?}")]
+    #[error(
+        "printed output that is not a wws JSON response ({source}); output starts with {preview:?}"
+    )]
     NotJson {
         /// The parse error.
         source: serde_json::Error,
@@ -231,7 +248,12 @@ mod tests {
         assert_eq!(out.status, 200);
         assert_eq!(out.headers["set-cookie"].iter().count(), 2);
         let kv = out.kv.unwrap();
-        assert_eq!(kv.into_iter().filter_map(|(_, v)| v.into_string()).collect::<Vec<_>>(), ["1"]);
+        assert_eq!(
+            kv.into_values()
+                .filter_map(|v| v.into_string())
+                .collect::<Vec<_>>(),
+            ["1"]
+        );
     }
 
     #[test]

@@ -30,7 +30,9 @@ impl Exports {
             module
                 .exports()
                 .map(|e| e.name())
-                .find(|n| *n == prefix || n.strip_prefix(prefix).is_some_and(|r| r.starts_with(':')))
+                .find(|n| {
+                    *n == prefix || n.strip_prefix(prefix).is_some_and(|r| r.starts_with(':'))
+                })
                 .map(str::to_owned)
         };
         Some(Self {
@@ -88,7 +90,8 @@ pub(crate) async fn run(
 
     if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
         init.call_async(&mut *store, ()).await?;
-        let ruby_init: TypedFunc<(i32, i32), ()> = instance.get_typed_func(&mut *store, &exports.init)?;
+        let ruby_init: TypedFunc<(i32, i32), ()> =
+            instance.get_typed_func(&mut *store, &exports.init)?;
         let mut pairs = Vec::with_capacity(args.len() * 8);
         for arg in args {
             let ptr = write_str(store, &memory, &realloc, arg, true).await?;
@@ -97,16 +100,33 @@ pub(crate) async fn run(
         }
         let list = alloc(store, &realloc, 4, pairs.len()).await?;
         memory.write(&mut *store, list as usize, &pairs)?;
-        ruby_init.call_async(&mut *store, (list, args.len() as i32)).await?;
-        let loadpath: TypedFunc<(), ()> = instance.get_typed_func(&mut *store, &exports.loadpath)?;
+        ruby_init
+            .call_async(&mut *store, (list, args.len() as i32))
+            .await?;
+        let loadpath: TypedFunc<(), ()> =
+            instance.get_typed_func(&mut *store, &exports.loadpath)?;
         loadpath.call_async(&mut *store, ()).await?;
     }
 
     let state = eval_string(store, &memory, &realloc, &eval, script).await?;
     if state != 0 {
-        let _ = eval_string(store, &memory, &realloc, &eval, "$stderr.puts $!.full_message(highlight: false)").await;
+        let _ = eval_string(
+            store,
+            &memory,
+            &realloc,
+            &eval,
+            "$stderr.puts $!.full_message(highlight: false)",
+        )
+        .await;
     }
-    let _ = eval_string(store, &memory, &realloc, &eval, "STDOUT.flush; STDERR.flush").await?;
+    let _ = eval_string(
+        store,
+        &memory,
+        &realloc,
+        &eval,
+        "STDOUT.flush; STDERR.flush",
+    )
+    .await?;
     if state != 0 {
         bail!("the Ruby worker raised an exception (state {state}); see its stderr");
     }
@@ -121,7 +141,9 @@ async fn eval_string(
     code: &str,
 ) -> wasmtime::Result<i32> {
     let ptr = write_str(store, memory, realloc, code, false).await?;
-    let ret = eval.call_async(&mut *store, (ptr, code.len() as i32)).await?;
+    let ret = eval
+        .call_async(&mut *store, (ptr, code.len() as i32))
+        .await?;
     // The result is a pointer to `(handle: u32, state: i32)`.
     let mut state = [0u8; 4];
     memory.read(&*store, ret as usize + 4, &mut state)?;
@@ -134,7 +156,9 @@ async fn alloc(
     align: i32,
     len: usize,
 ) -> wasmtime::Result<i32> {
-    realloc.call_async(&mut *store, (0, 0, align, len.max(1) as i32)).await
+    realloc
+        .call_async(&mut *store, (0, 0, align, len.max(1) as i32))
+        .await
 }
 
 /// Copies `s` into guest memory (NUL-terminated when `nul`: `ruby-init` reads C strings).

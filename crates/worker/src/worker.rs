@@ -39,7 +39,9 @@ enum Kind {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,7 +56,8 @@ impl Worker {
     /// it cannot run (not WebAssembly, no entry point, unsatisfiable imports).
     pub fn prepare(engine: &Engine, program: Program) -> anyhow::Result<Self> {
         let name = program.name.clone();
-        let kind = Self::link(engine, &program).with_context(|| format!("cannot prepare worker {name}"))?;
+        let kind = Self::link(engine, &program)
+            .with_context(|| format!("cannot prepare worker {name}"))?;
         Ok(Self {
             name: name.into(),
             engine: engine.clone(),
@@ -98,7 +101,8 @@ impl Worker {
         }
         // Anything outside WASI (e.g. the original's `http` interface) links as a trap, so the
         // module loads and only a call to it fails the request.
-        let provided = |m: &str| m == "wasi_snapshot_preview1" || (entry == Entrypoint::RubyReactor);
+        let provided =
+            |m: &str| m == "wasi_snapshot_preview1" || (entry == Entrypoint::RubyReactor);
         let unknown: Vec<String> = module
             .imports()
             .filter(|i| !provided(i.module()))
@@ -140,11 +144,17 @@ impl Worker {
             return Err(RunError::Busy);
         };
         let limits = self.engine.limits();
-        let (builder, pipes) =
-            match host::wasi_builder(&self.name, limits, stdin, &self.args, &self.env, &self.preopens) {
-                Ok(b) => b,
-                Err(err) => return Err(RunError::Trap(err)),
-            };
+        let (builder, pipes) = match host::wasi_builder(
+            &self.name,
+            limits,
+            stdin,
+            &self.args,
+            &self.env,
+            &self.preopens,
+        ) {
+            Ok(b) => b,
+            Err(err) => return Err(RunError::Trap(err)),
+        };
         let mut builder = builder;
         let result = match &self.kind {
             Kind::Component(pre) => {
@@ -181,7 +191,8 @@ impl Worker {
                             start.call_async(&mut store, ()).await
                         }
                         Kind::Reactor(_) => {
-                            let init = instance.get_typed_func::<(), ()>(&mut store, "_initialize")?;
+                            let init =
+                                instance.get_typed_func::<(), ()>(&mut store, "_initialize")?;
                             init.call_async(&mut store, ()).await
                         }
                         Kind::Ruby(_, script, exports) => {
@@ -197,7 +208,11 @@ impl Worker {
         // The store (and its clones of the pipes) is gone here, so the buffers are ours.
         pipes.stderr.finish();
         result?;
-        let stdout = pipes.stdout.try_into_inner().map(|b| b.freeze()).unwrap_or_default();
+        let stdout = pipes
+            .stdout
+            .try_into_inner()
+            .map(|b| b.freeze())
+            .unwrap_or_default();
         if stdout.len() > limits.max_output_bytes {
             return Err(RunError::OutputTooLarge(limits.max_output_bytes));
         }
@@ -235,7 +250,11 @@ fn classify(
         Err(err) => err,
     };
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
-        return if exit.0 == 0 { Ok(()) } else { Err(RunError::Exit(exit.0)) };
+        return if exit.0 == 0 {
+            Ok(())
+        } else {
+            Err(RunError::Exit(exit.0))
+        };
     }
     if cpu_exhausted {
         return Err(RunError::Timeout(limits.timeout));

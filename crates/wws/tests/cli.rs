@@ -1,5 +1,7 @@
 //! The command line: help, version, flags from `WWS_*` variables, errors and graceful shutdown.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use std::time::Instant;
 
 use wws_test_support::fixtures::Project;
@@ -11,7 +13,15 @@ fn help_and_version() {
     let out = wws_command().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--host", "--port", "--prefix", "--ignore", "--cors", "--install-runtimes", "runtimes"] {
+    for flag in [
+        "--host",
+        "--port",
+        "--prefix",
+        "--ignore",
+        "--cors",
+        "--install-runtimes",
+        "runtimes",
+    ] {
         assert!(help.contains(flag), "help lacks {flag}: {help}");
     }
     let out = wws_command().arg("--version").output().unwrap();
@@ -26,10 +36,19 @@ fn startup_report_and_port_from_environment() {
     // on its own with a raw command whose output we read until the ready line.
     let wws = Wws::start(p.path());
     let out = wws.output();
-    for line in ["⚙️  Preparing the project from:", "⏳ Loading workers from 1 routes...", "✅ Workers loaded in", "=> ./index.wasm", "🚀 Start serving requests at http://127.0.0.1:"] {
+    for line in [
+        "⚙️  Preparing the project from:",
+        "⏳ Loading workers from 1 routes...",
+        "✅ Workers loaded in",
+        "=> ./index.wasm",
+        "🚀 Start serving requests at http://127.0.0.1:",
+    ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
-    assert!(!out.contains("127.0.0.1:0"), "the real port must be printed:\n{out}");
+    assert!(
+        !out.contains("127.0.0.1:0"),
+        "the real port must be printed:\n{out}"
+    );
 }
 
 #[test]
@@ -37,7 +56,9 @@ fn flags_from_environment_variables() {
     let p = Project::new();
     p.wasm("index.wasm", "hello");
     let mut cmd = wws_command();
-    cmd.arg(p.path()).env("WWS_PORT", "0").env("WWS_PREFIX", "/env");
+    cmd.arg(p.path())
+        .env("WWS_PORT", "0")
+        .env("WWS_PREFIX", "/env");
     let wws = wws_test_support::WwsBuilder::from_command(cmd).start();
     assert_eq!(wws.get_text("/env", 200), "Hello from wws");
     wws.get_text("/", 404);
@@ -45,10 +66,17 @@ fn flags_from_environment_variables() {
 
 #[test]
 fn missing_project_folder_is_a_clear_error() {
-    let out = wws_command().arg("/definitely/not/here").args(["--port", "0"]).output().unwrap();
+    let out = wws_command()
+        .arg("/definitely/not/here")
+        .args(["--port", "0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/definitely/not/here") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("/definitely/not/here") && err.contains("does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -57,7 +85,11 @@ fn busy_port_is_a_clear_error() {
     p.wasm("index.wasm", "hello");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = wws_command().arg(p.path()).args(["--port", &port]).output().unwrap();
+    let out = wws_command()
+        .arg(p.path())
+        .args(["--port", &port])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&port) && err.contains("--port"), "{err}");

@@ -1,6 +1,8 @@
 //! Key/value namespaces: a counter, sharing by namespace name, and concurrent increments on
 //! different keys that must all be kept (the original lost them).
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use wws_test_support::Wws;
 use wws_test_support::fixtures::Project;
 
@@ -11,7 +13,10 @@ fn project() -> Project {
     p.wasm("ops.wasm", "kv_ops");
     p.wasm("plain.wasm", "kv_counter");
     for name in ["counter", "other", "ops"] {
-        p.file(&format!("{name}.toml"), "version = \"1\"\n[data.kv]\nnamespace = \"shared\"\n");
+        p.file(
+            &format!("{name}.toml"),
+            "version = \"1\"\n[data.kv]\nnamespace = \"shared\"\n",
+        );
     }
     p
 }
@@ -50,7 +55,11 @@ fn concurrent_increments_on_different_keys_are_all_kept() {
     });
     let snapshot: serde_json::Value = serde_json::from_str(&wws.get_text("/ops", 200)).unwrap();
     for k in 0..keys {
-        assert_eq!(snapshot[format!("k{k}")], per_key.to_string(), "key k{k} in {snapshot}");
+        assert_eq!(
+            snapshot[format!("k{k}")],
+            per_key.to_string(),
+            "key k{k} in {snapshot}"
+        );
     }
 }
 

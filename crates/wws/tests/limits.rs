@@ -1,6 +1,8 @@
 //! Limits: a worker in an infinite loop, one that eats memory, one that prints too much, and a
 //! request body over the limit each get a clear error while other routes keep answering.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use std::time::{Duration, Instant};
 
 use wws_test_support::Wws;
@@ -20,7 +22,9 @@ fn project() -> Project {
 #[test]
 fn infinite_loop_times_out_while_other_routes_answer() {
     let p = project();
-    let wws = Wws::builder(p.path()).args(["--timeout-ms", "1000"]).start();
+    let wws = Wws::builder(p.path())
+        .args(["--timeout-ms", "1000"])
+        .start();
     let base = wws.url("/loop");
     let looping = std::thread::spawn(move || {
         let started = Instant::now();
@@ -33,15 +37,23 @@ fn infinite_loop_times_out_while_other_routes_answer() {
     }
     let (status, took) = looping.join().unwrap();
     assert_eq!(status, 504);
-    assert!(took >= Duration::from_millis(900), "stopped too early: {took:?}");
-    assert!(took < Duration::from_secs(30), "limit not enforced: {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "stopped too early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "limit not enforced: {took:?}"
+    );
     wws.wait_for_output("CPU time limit");
 }
 
 #[test]
 fn memory_hog_is_stopped_at_the_memory_limit() {
     let p = project();
-    let wws = Wws::builder(p.path()).args(["--max-memory-mib", "32"]).start();
+    let wws = Wws::builder(p.path())
+        .args(["--max-memory-mib", "32"])
+        .start();
     assert_eq!(wws.get("/hog").status(), 500);
     wws.wait_for_output("memory limit");
     assert_eq!(wws.get_text("/hello", 200), "Hello from wws");
@@ -56,8 +68,16 @@ fn output_and_body_limits() {
     assert_eq!(wws.get("/big?bytes=100").status(), 200);
     assert_eq!(wws.get("/big?bytes=50000").status(), 500);
     wws.wait_for_output("output limit");
-    let resp = client().post(wws.url("/echo")).body(vec![b'a'; 2000]).send().unwrap();
+    let resp = client()
+        .post(wws.url("/echo"))
+        .body(vec![b'a'; 2000])
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 413);
-    let resp = client().post(wws.url("/echo")).body(vec![b'a'; 500]).send().unwrap();
+    let resp = client()
+        .post(wws.url("/echo"))
+        .body(vec![b'a'; 500])
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }

@@ -1,6 +1,8 @@
 //! The stdin/stdout JSON protocol with real guest workers: request fields, binary bodies,
 //! multi-value headers, optional `kv`, and broken workers that must not take the server down.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use wws_test_support::Wws;
 use wws_test_support::fixtures::Project;
 use wws_test_support::wws::client;
@@ -53,7 +55,13 @@ fn the_worker_sees_method_url_headers_and_body() {
     let got: serde_json::Value = serde_json::from_str(&resp.text().unwrap()).unwrap();
     assert_eq!(got["method"], "POST");
     assert!(got["url"].as_str().unwrap().ends_with("/echo?x=1"), "{got}");
-    assert!(got["url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{got}");
+    assert!(
+        got["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{got}"
+    );
     assert_eq!(got["headers"]["x-custom"], "café");
     assert_eq!(got["headers"]["x-multi"], "a, b");
     assert_eq!(got["body"], "hello body");
@@ -64,13 +72,20 @@ fn binary_bodies_round_trip() {
     let p = project();
     let wws = Wws::start(p.path());
     let bytes: Vec<u8> = (0..=255u8).rev().collect();
-    let resp = client().post(wws.url("/echo?raw=1")).body(bytes.clone()).send().unwrap();
+    let resp = client()
+        .post(wws.url("/echo?raw=1"))
+        .body(bytes.clone())
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().unwrap().to_vec(), bytes);
 
     let resp = wws.get("/binary");
     assert_eq!(resp.headers()["content-type"], "application/octet-stream");
-    assert_eq!(resp.bytes().unwrap().to_vec(), (0..=255u8).collect::<Vec<_>>());
+    assert_eq!(
+        resp.bytes().unwrap().to_vec(),
+        (0..=255u8).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -78,7 +93,12 @@ fn several_set_cookie_headers() {
     let p = project();
     let wws = Wws::start(p.path());
     let resp = wws.get("/cookies");
-    let cookies: Vec<_> = resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let cookies: Vec<_> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
     assert_eq!(cookies.len(), 2, "{cookies:?}");
 }
 
@@ -92,7 +112,11 @@ fn status_kv_optional_and_odd_headers() {
     // A control character in a header value drops that header, not the response; UTF-8 passes.
     let resp = wws.get("/bad_header");
     assert_eq!(resp.status(), 200);
-    let non_ascii: Vec<_> = resp.headers().values().filter(|v| v.as_bytes() == "café".as_bytes()).collect();
+    let non_ascii: Vec<_> = resp
+        .headers()
+        .values()
+        .filter(|v| v.as_bytes() == "café".as_bytes())
+        .collect();
     assert_eq!(non_ascii.len(), 1, "{:?}", resp.headers());
 }
 
@@ -103,12 +127,20 @@ fn broken_workers_answer_500_and_the_server_keeps_serving() {
     for path in ["/garbage", "/stray", "/trap", "/exit_nonzero"] {
         let resp = wws.get(path);
         assert_eq!(resp.status(), 500, "{path}");
-        assert_eq!(resp.text().unwrap(), "<p>There was an error running this function</p>");
-        assert_eq!(wws.get_text("/hello", 200), "Hello from wws", "after {path}");
+        assert_eq!(
+            resp.text().unwrap(),
+            "<p>There was an error running this function</p>"
+        );
+        assert_eq!(
+            wws.get_text("/hello", 200),
+            "Hello from wws",
+            "after {path}"
+        );
     }
     wws.wait_for_output("exited with code 3");
     let out = wws.output();
-    let logged = |worker: &str, what: &str| out.lines().any(|l| l.contains(worker) && l.contains(what));
+    let logged =
+        |worker: &str, what: &str| out.lines().any(|l| l.contains(worker) && l.contains(what));
     assert!(logged("garbage.wasm", "not a wws JSON response"), "{out}");
     assert!(logged("stray.wasm", "not a wws JSON response"), "{out}");
     assert!(logged("exit_nonzero.wasm", "exited with code 3"), "{out}");
@@ -121,7 +153,9 @@ fn worker_stderr_is_logged_with_its_name() {
     wws.get_text("/stderr_log", 200);
     wws.wait_for_output("hello from stderr");
     let out = wws.output();
-    let line = out.lines().find(|l| l.contains("stderr_log.wasm") && l.contains("hello from stderr"));
+    let line = out
+        .lines()
+        .find(|l| l.contains("stderr_log.wasm") && l.contains("hello from stderr"));
     assert!(line.is_some(), "{out}");
 }
 
@@ -131,4 +165,13 @@ fn reactor_modules_run_their_initialize() {
     let wws = Wws::start(p.path());
     let body = wws.get_text("/reactor", 200);
     assert!(!body.is_empty());
+}
+
+#[test]
+fn preview2_command_components_run() {
+    let p = project();
+    p.component("component.wasm", "component_hello");
+    let wws = Wws::start(p.path());
+    assert_eq!(wws.get_text("/component", 200), "Hello from a component");
+    assert_eq!(wws.get_text("/hello", 200), "Hello from wws");
 }

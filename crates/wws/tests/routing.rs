@@ -1,5 +1,7 @@
 //! Routing over HTTP: the spec's router table, params, index files, prefix, collisions.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use wws_test_support::fixtures::Project;
 use wws_test_support::{Wws, wws_command};
 
@@ -36,8 +38,14 @@ fn spec_router_table_over_http() {
         ("/any/fixed", serde_json::json!({"id": "any"})),
         ("/any/sub", serde_json::json!({"id": "any"})),
         ("/sub/any", serde_json::json!({"id": "any"})),
-        ("/sub/any/catch/all/routes", serde_json::json!({"all": "any/catch/all/routes"})),
-        ("/sub/sub/any/catch/all/routes", serde_json::json!({"all": "any/catch/all/routes"})),
+        (
+            "/sub/any/catch/all/routes",
+            serde_json::json!({"all": "any/catch/all/routes"}),
+        ),
+        (
+            "/sub/sub/any/catch/all/routes",
+            serde_json::json!({"all": "any/catch/all/routes"}),
+        ),
         ("/", serde_json::json!({})),
         ("/docs", serde_json::json!({})),
         ("/docs/", serde_json::json!({})),
@@ -49,7 +57,10 @@ fn spec_router_table_over_http() {
     wws.get_text("/donot/exist/at/all", 404);
     // The startup report lists routes with their files.
     let out = wws.output();
-    assert!(out.contains("/sub/[...all]") && out.contains("=> ./sub/[...all].wasm"), "{out}");
+    assert!(
+        out.contains("/sub/[...all]") && out.contains("=> ./sub/[...all].wasm"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -67,7 +78,10 @@ fn prefix_applies_to_workers_including_the_root_index() {
     let wws = Wws::builder(p.path()).args(["--prefix", "app/"]).start();
     wws.get_text("/app", 200);
     wws.get_text("/app/", 200);
-    assert_eq!(params_of(&wws.get_text("/app/x", 200)), serde_json::json!({"id": "x"}));
+    assert_eq!(
+        params_of(&wws.get_text("/app/x", 200)),
+        serde_json::json!({"id": "x"})
+    );
     assert_eq!(wws.get_text("/app/style.css", 200), "body{}");
     wws.get_text("/x", 404);
     wws.get_text("/style.css", 404);
@@ -78,10 +92,17 @@ fn two_files_on_one_route_stop_the_start_naming_both() {
     let p = Project::new();
     p.wasm("about.wasm", "hello");
     p.wasm("about/index.wasm", "hello");
-    let out = wws_command().arg(p.path()).args(["--port", "0"]).output().unwrap();
+    let out = wws_command()
+        .arg(p.path())
+        .args(["--port", "0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("about.wasm") && err.contains("about/index.wasm"), "{err}");
+    assert!(
+        err.contains("about.wasm") && err.contains("about/index.wasm"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -91,7 +112,9 @@ fn ignored_and_underscore_files_are_not_routes() {
     p.wasm("_lib/helper.wasm", "hello");
     p.wasm("target/debug/thing.wasm", "hello");
     p.wasm("public/not-a-worker.wasm", "hello");
-    let wws = Wws::builder(p.path()).args(["--ignore", "target/**"]).start();
+    let wws = Wws::builder(p.path())
+        .args(["--ignore", "target/**"])
+        .start();
     wws.get_text("/", 200);
     wws.get_text("/_lib/helper", 404);
     wws.get_text("/target/debug/thing", 404);

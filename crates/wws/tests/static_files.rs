@@ -1,6 +1,8 @@
 //! Static files from `public/`: content types, folder index, custom 404, precedence over
 //! dynamic routes, and no way out of the folder.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use wws_test_support::Wws;
 use wws_test_support::fixtures::Project;
 
@@ -27,7 +29,12 @@ fn files_types_index_and_404() {
     assert_eq!(resp.headers()["content-type"], "text/css; charset=utf-8");
     assert_eq!(resp.text().unwrap(), "body { color: red }");
     let resp = wws.get("/app.js");
-    assert!(resp.headers()["content-type"].to_str().unwrap().contains("javascript"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
     assert_eq!(wws.get_text("/about", 200), "<h1>About</h1>");
     assert_eq!(wws.get_text("/about/", 200), "<h1>About</h1>");
     // A static route beats public/index.html; the dynamic one loses to a real file.
@@ -57,8 +64,14 @@ fn no_way_out_of_public() {
         let resp = wws.get(path);
         let status = resp.status().as_u16();
         let body = resp.text().unwrap();
-        assert!(!body.contains("private") && !body.contains("secret") && !body.contains("root:"), "{path} leaked: {body}");
+        assert!(
+            !body.contains("private") && !body.contains("secret") && !body.contains("root:"),
+            "{path} leaked: {body}"
+        );
         // Either the custom 404 or a worker answered for a single dynamic segment.
-        assert!(status == 404 || (status == 200 && body.starts_with('{')), "{path}: {status} {body}");
+        assert!(
+            status == 404 || (status == 200 && body.starts_with('{')),
+            "{path}: {status} {body}"
+        );
     }
 }

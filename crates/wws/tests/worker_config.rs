@@ -1,6 +1,8 @@
 //! `<name>.toml`: vars with `$HOST_VAR`, mounted folders (read, write, read-only), and
 //! malformed files that stop the start with the file, key and problem.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use wws_test_support::fixtures::Project;
 use wws_test_support::wws::client;
 use wws_test_support::{Wws, wws_command};
@@ -13,12 +15,18 @@ fn vars_with_host_substitution() {
         "vars.toml",
         "name = \"vars\"\nversion = \"1\"\n[vars]\nGREETING = \"hi\"\nTOKEN = \"$WWS_TEST_SECRET\"\n",
     );
-    let wws = Wws::builder(p.path()).env("WWS_TEST_SECRET_UNUSED", "x").env("WWS_TEST_SECRET", "s3cr3t").start();
+    let wws = Wws::builder(p.path())
+        .env("WWS_TEST_SECRET_UNUSED", "x")
+        .env("WWS_TEST_SECRET", "s3cr3t")
+        .start();
     let vars: serde_json::Value = serde_json::from_str(&wws.get_text("/vars", 200)).unwrap();
     assert_eq!(vars["GREETING"], "hi");
     assert_eq!(vars["TOKEN"], "s3cr3t");
     // The host environment is not passed through otherwise.
-    assert!(vars.get("PATH").is_none() && vars.get("WWS_TEST_SECRET").is_none(), "{vars}");
+    assert!(
+        vars.get("PATH").is_none() && vars.get("WWS_TEST_SECRET").is_none(),
+        "{vars}"
+    );
 }
 
 #[test]
@@ -27,17 +35,40 @@ fn folders_read_write_and_readonly() {
     p.wasm("rw.wasm", "folders");
     p.wasm("ro.wasm", "folders");
     p.file("_data/hello.txt", "from the host");
-    p.file("rw.toml", "version = \"1\"\n[[folders]]\nfrom = \"./_data\"\nto = \"/data\"\n");
-    p.file("ro.toml", "version = \"1\"\n[[folders]]\nfrom = \"./_data\"\nto = \"/data\"\nreadonly = true\n");
+    p.file(
+        "rw.toml",
+        "version = \"1\"\n[[folders]]\nfrom = \"./_data\"\nto = \"/data\"\n",
+    );
+    p.file(
+        "ro.toml",
+        "version = \"1\"\n[[folders]]\nfrom = \"./_data\"\nto = \"/data\"\nreadonly = true\n",
+    );
     let wws = Wws::start(p.path());
-    assert_eq!(wws.get_text("/rw?read=/data/hello.txt", 200), "from the host");
-    assert_eq!(wws.get_text("/ro?read=/data/hello.txt", 200), "from the host");
+    assert_eq!(
+        wws.get_text("/rw?read=/data/hello.txt", 200),
+        "from the host"
+    );
+    assert_eq!(
+        wws.get_text("/ro?read=/data/hello.txt", 200),
+        "from the host"
+    );
 
-    let resp = client().post(wws.url("/rw?write=/data/new.txt")).body("written by the worker").send().unwrap();
+    let resp = client()
+        .post(wws.url("/rw?write=/data/new.txt"))
+        .body("written by the worker")
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().unwrap());
-    assert_eq!(std::fs::read_to_string(p.path().join("_data/new.txt")).unwrap(), "written by the worker");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("_data/new.txt")).unwrap(),
+        "written by the worker"
+    );
 
-    let resp = client().post(wws.url("/ro?write=/data/nope.txt")).body("x").send().unwrap();
+    let resp = client()
+        .post(wws.url("/ro?write=/data/nope.txt"))
+        .body("x")
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 500);
     assert!(!p.path().join("_data/nope.txt").exists());
     // Nothing outside the mount is reachable.
@@ -45,7 +76,11 @@ fn folders_read_write_and_readonly() {
 }
 
 fn start_fails_with(p: &Project, needles: &[&str]) {
-    let out = wws_command().arg(p.path()).args(["--port", "0"]).output().unwrap();
+    let out = wws_command()
+        .arg(p.path())
+        .args(["--port", "0"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "start should fail: {stderr}");
     for n in needles {
@@ -63,7 +98,10 @@ fn malformed_config_stops_the_start() {
     p.file("api.toml", "version = \"1\"\n[data.kv]\nnamespace = 7\n");
     start_fails_with(&p, &["api.toml", "namespace"]);
 
-    p.file("api.toml", "version = \"1\"\n[[folders]]\nfrom = \"./missing\"\nto = \"/m\"\n");
+    p.file(
+        "api.toml",
+        "version = \"1\"\n[[folders]]\nfrom = \"./missing\"\nto = \"/m\"\n",
+    );
     start_fails_with(&p, &["api.toml", "folders[0].from", "missing"]);
 
     p.file("api.toml", "this is = not toml [");
