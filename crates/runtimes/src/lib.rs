@@ -29,7 +29,12 @@ impl Runtimes {
     }
 
     /// Builds the program for the worker file `rel` (relative to `root`) with its config.
-    pub fn program(&self, root: &Path, rel: &Path, config: &WorkerConfig) -> anyhow::Result<Program> {
+    pub fn program(
+        &self,
+        root: &Path,
+        rel: &Path,
+        config: &WorkerConfig,
+    ) -> anyhow::Result<Program> {
         let file = root.join(rel);
         match rel.extension().and_then(|e| e.to_str()) {
             Some("wasm") => native::program(&file, rel, config),
@@ -43,7 +48,11 @@ pub(crate) fn folder_preopens(config: &WorkerConfig) -> Vec<wws_worker::Preopen>
     config
         .folders
         .iter()
-        .map(|f| wws_worker::Preopen { host: f.from.clone(), guest: f.to.clone(), writable: !f.readonly })
+        .map(|f| wws_worker::Preopen {
+            host: f.from.clone(),
+            guest: f.to.clone(),
+            writable: !f.readonly,
+        })
         .collect()
 }
 

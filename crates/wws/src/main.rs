@@ -27,8 +27,11 @@ fn main() -> ExitCode {
 /// Logs go to stderr through `tracing`; `RUST_LOG` picks the level (default `info` for wws).
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,wws=info,wws_server=info,wws_worker=info,wws_runtimes=info,wws_repository=info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(
+            "warn,wws=info,wws_server=info,wws_worker=info,wws_runtimes=info,wws_repository=info",
+        )
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

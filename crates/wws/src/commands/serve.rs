@@ -25,12 +25,18 @@ fn say(line: impl std::fmt::Display) {
 
 /// Serves the project at `path`.
 pub fn run(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    say(format_args!("⚙️  Preparing the project from: {}", path.display()));
+    say(format_args!(
+        "⚙️  Preparing the project from: {}",
+        path.display()
+    ));
     let root = path
         .canonicalize()
         .with_context(|| format!("the project folder {} does not exist", path.display()))?;
     if !root.is_dir() {
-        anyhow::bail!("{} is not a folder; give wws the project folder", path.display());
+        anyhow::bail!(
+            "{} is not a folder; give wws the project folder",
+            path.display()
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -47,7 +53,10 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let prefix = wws_router::normalize_prefix(&args.prefix);
     let routes = Routes::new(files, &prefix)?;
 
-    say(format_args!("⏳ Loading workers from {} routes...", routes.len()));
+    say(format_args!(
+        "⏳ Loading workers from {} routes...",
+        routes.len()
+    ));
     let started = Instant::now();
     let limits = Limits {
         max_memory_bytes: usize::try_from(args.limits.max_memory_mib.saturating_mul(1 << 20))
@@ -64,9 +73,15 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         let config = WorkerConfig::load_for(&file, host_env)?;
         let program = runtimes.program(root, &route.file, &config)?;
         let worker = Worker::prepare(&engine, program)?;
-        endpoints.push(Endpoint { worker: Arc::new(worker), kv_namespace: config.kv_namespace });
+        endpoints.push(Endpoint {
+            worker: Arc::new(worker),
+            kv_namespace: config.kv_namespace,
+        });
     }
-    say(format_args!("✅ Workers loaded in {:?}.", started.elapsed()));
+    say(format_args!(
+        "✅ Workers loaded in {:?}.",
+        started.elapsed()
+    ));
 
     let listener = std::net::TcpListener::bind((args.host, args.port)).with_context(|| {
         format!(
@@ -78,7 +93,10 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr: SocketAddr = listener.local_addr()?;
     for route in routes.iter() {
         say(format_args!("    - http://{addr}{}", route.path));
-        say(format_args!("      => ./{}", wws_runtimes::display_name(&route.file)));
+        say(format_args!(
+            "      => ./{}",
+            wws_runtimes::display_name(&route.file)
+        ));
     }
     let app = Arc::new(App::new(
         routes,
@@ -86,7 +104,10 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         StaticFiles::new(&root.join("public")),
         Cors::new(args.cors),
         Arc::new(wws_kv::MemoryStore::new()),
-        AppConfig { max_body_bytes: args.limits.max_body_size, prefix },
+        AppConfig {
+            max_body_bytes: args.limits.max_body_size,
+            prefix,
+        },
     ));
     let listener = tokio::net::TcpListener::from_std(listener)?;
     say(format_args!("🚀 Start serving requests at http://{addr}\n"));
