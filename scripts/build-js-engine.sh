@@ -8,7 +8,9 @@
 # C code is compiled with them), and the Rust wasm32-wasip1 target. The build is
 # bit-reproducible: the C side maps the target dir away with -ffile-prefix-map and the Rust
 # side remaps the source paths, so the same inputs give the same sha256 on any machine with
-# the same toolchain versions (scripts/check-js-engine.sh relies on it).
+# the same toolchain versions (scripts/check-js-engine.sh relies on it): the committed engine
+# was built with rustc 1.95.0 and Debian 12's clang 14 and wasi-libc 0.0~git20220510; another
+# rustc or clang gives another (equally valid) binary.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,4 +62,5 @@ built="$target_dir/wasm32-wasip1/release/wws-js-engine.wasm"
 mkdir -p "$(dirname "$out")"
 cp "$built" "$out.tmp"
 mv "$out.tmp" "$out"
+echo "build-js-engine: built with $(rustc --version | cut -d' ' -f1-2), $(clang --version | head -1)" >&2
 echo "build-js-engine: $(sha256sum "$out" | cut -d' ' -f1)  $out ($(stat -c %s "$out") bytes)"

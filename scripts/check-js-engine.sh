@@ -24,7 +24,8 @@ got="$(sha256sum "$work/wws-js-engine.wasm" | cut -d' ' -f1)"
 if [ "$want" != "$got" ]; then
   echo "check-js-engine: MISMATCH: engines/js/dist/wws-js-engine.wasm has sha256 $want," >&2
   echo "check-js-engine: but building engines/js from source gives $got." >&2
-  echo "check-js-engine: run scripts/build-js-engine.sh and commit engines/js/dist/wws-js-engine.wasm" >&2
+  echo "check-js-engine: if engines/js changed, run scripts/build-js-engine.sh and commit engines/js/dist/wws-js-engine.wasm;" >&2
+  echo "check-js-engine: if nothing changed, compare the toolchain (rustc 1.95.0, Debian clang 14) with the one named above" >&2
   exit 1
 fi
 echo "check-js-engine: OK, the committed engine matches its source (sha256 $got)"
