@@ -6,6 +6,10 @@
 // (random bytes, clocks, UTF-8 and base64 fast paths, stderr), and returns `internal`, the
 // object the Rust side drives (handle a request, run timers, format errors).
 
+// The built-ins the polyfills use, taken before any worker code runs: a worker that replaces a
+// global (a Promise library, a patched JSON) cannot break the engine's own request handling.
+const { Array, ArrayBuffer, Date, Error, JSON, Map, Math, Number, Object, Promise, RangeError, Reflect, RegExp, Set, String, Symbol, SyntaxError, TypeError, Uint8Array } = globalThis;
+
 const internal = {};
 
 // Globals are defined the way Web IDL defines them: writable, configurable, not enumerable.
