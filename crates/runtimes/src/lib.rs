@@ -6,39 +6,69 @@
 //! The result is a [`Program`](wws_worker::Program) the worker crate prepares; nothing here
 //! touches HTTP.
 
+mod installed;
 mod native;
 
 use std::path::Path;
 
-use wws_worker::Program;
+use installed::{Installed, SharedInstalled};
+use wws_repository::InstalledRuntime;
 use wws_worker::config::WorkerConfig;
+use wws_worker::{Engine, Program};
 
 /// The runtimes available to one project.
-#[derive(Debug, Default)]
-pub struct Runtimes {}
+#[derive(Default)]
+pub struct Runtimes {
+    installed: Vec<SharedInstalled>,
+}
 
 impl Runtimes {
-    /// Runtimes for the project at `root`.
-    pub fn new() -> Self {
-        Self {}
+    /// Runtimes for a project with these installed language runtimes (in `.wws.toml` order:
+    /// when two claim an extension, the first wins, as in the original).
+    pub fn new(installed: Vec<InstalledRuntime>) -> anyhow::Result<Self> {
+        let installed = installed
+            .into_iter()
+            .map(|rt| Installed::new(rt).map(std::sync::Arc::new))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { installed })
     }
 
     /// File extensions (without dot) that are workers.
     pub fn extensions(&self) -> Vec<String> {
-        vec!["wasm".to_string()]
+        let mut exts = vec!["wasm".to_string()];
+        for rt in &self.installed {
+            for ext in rt.extensions() {
+                if !exts.contains(ext) {
+                    exts.push(ext.clone());
+                }
+            }
+        }
+        exts
     }
 
     /// Builds the program for the worker file `rel` (relative to `root`) with its config.
     pub fn program(
         &self,
+        engine: &Engine,
         root: &Path,
         rel: &Path,
         config: &WorkerConfig,
     ) -> anyhow::Result<Program> {
         let file = root.join(rel);
-        match rel.extension().and_then(|e| e.to_str()) {
-            Some("wasm") => native::program(&file, rel, config),
-            _ => anyhow::bail!("no runtime handles {}", rel.display()),
+        let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        if ext == "wasm" {
+            return native::program(&file, rel, config);
+        }
+        match self
+            .installed
+            .iter()
+            .find(|rt| rt.extensions().iter().any(|e| e == ext))
+        {
+            Some(rt) => rt.program(engine, root, rel, config),
+            None => anyhow::bail!(
+                "no installed runtime handles .{ext} files ({})",
+                rel.display()
+            ),
         }
     }
 }

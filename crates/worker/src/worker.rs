@@ -13,7 +13,7 @@ use wasmtime_wasi::{I32Exit, ResourceTable};
 use crate::engine::{EPOCH_TICK, Engine};
 use crate::error::RunError;
 use crate::host::{self, ComponentHost, CoreHost, CpuBudget, HostState};
-use crate::program::{Entrypoint, Preopen, Program};
+use crate::program::{Code, Entrypoint, Preopen, Program};
 use crate::ruby;
 
 /// What one run produced: the worker's stdout, or why the run failed. Its stderr has already
@@ -69,11 +69,25 @@ impl Worker {
     }
 
     fn link(engine: &Engine, program: &Program) -> anyhow::Result<Kind> {
-        let bytes = &program.module[..];
-        if !bytes.starts_with(b"\0asm") {
-            anyhow::bail!("the file is not a WebAssembly module (it does not start with \\0asm)");
-        }
-        if is_component(bytes) || program.entrypoint == Entrypoint::Component {
+        let module = match &program.code {
+            Code::Module(module) => module.clone(),
+            Code::Bytes(bytes) => {
+                if !bytes.starts_with(b"\0asm") {
+                    anyhow::bail!(
+                        "the file is not a WebAssembly module (it does not start with \\0asm)"
+                    );
+                }
+                if is_component(bytes) || program.entrypoint == Entrypoint::Component {
+                    return Self::link_component(engine, bytes);
+                }
+                engine.module(bytes)?
+            }
+        };
+        Self::link_module(engine, program, module)
+    }
+
+    fn link_component(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Kind> {
+        {
             let component = engine.component(bytes)?;
             let mut linker = ComponentLinker::<ComponentHost>::new(engine.wasmtime());
             wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -81,9 +95,15 @@ impl Worker {
             let pre = CommandPre::new(pre)
                 .map_err(anyhow::Error::from)
                 .context("the component is not a WASI command (it must export wasi:cli/run)")?;
-            return Ok(Kind::Component(pre));
+            Ok(Kind::Component(pre))
         }
-        let module = engine.module(bytes)?;
+    }
+
+    fn link_module(
+        engine: &Engine,
+        program: &Program,
+        module: wasmtime::Module,
+    ) -> anyhow::Result<Kind> {
         let has = |name: &str| module.get_export_index(name).is_some();
         let entry = match program.entrypoint {
             Entrypoint::Auto if has("_start") => Entrypoint::Command,

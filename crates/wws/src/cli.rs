@@ -55,6 +55,11 @@ pub struct ServeArgs {
     #[arg(short = 'i', long, env = "WWS_INSTALL_RUNTIMES")]
     pub install_runtimes: bool,
 
+    /// Folder for compiled modules, so later starts skip compiling (default: `.wws/cache` in
+    /// the project). Several projects may share one.
+    #[arg(long, env = "WWS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     #[command(flatten)]
     pub limits: LimitArgs,
 }

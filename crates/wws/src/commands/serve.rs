@@ -48,7 +48,9 @@ pub fn run(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     say(format_args!("⚙️  Loading routes from: {}", root.display()));
-    let runtimes = Runtimes::new();
+    // Commit `.wws.toml` and a fresh checkout just runs: missing runtimes install here.
+    let installed = wws_repository::install_missing(root)?;
+    let runtimes = Runtimes::new(installed)?;
     let files = wws_router::discover(root, &runtimes.extensions(), &args.ignore)?;
     let prefix = wws_router::normalize_prefix(&args.prefix);
     let routes = Routes::new(files, &prefix)?;
@@ -65,13 +67,17 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_output_bytes: args.limits.max_output_size,
         ..Limits::default()
     };
-    let engine = Engine::new(limits.clone(), Some(&root.join(".wws").join("cache")))?;
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| root.join(".wws").join("cache"));
+    let engine = Engine::new(limits.clone(), Some(&cache_dir))?;
     let host_env = |name: &str| std::env::var(name).ok();
     let mut endpoints = Vec::with_capacity(routes.len());
     for route in routes.iter() {
         let file = root.join(&route.file);
         let config = WorkerConfig::load_for(&file, host_env)?;
-        let program = runtimes.program(root, &route.file, &config)?;
+        let program = runtimes.program(&engine, root, &route.file, &config)?;
         let worker = Worker::prepare(&engine, program)?;
         endpoints.push(Endpoint {
             worker: Arc::new(worker),

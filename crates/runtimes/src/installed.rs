@@ -1,0 +1,163 @@
+//! Workers of installed language runtimes (Python, Ruby, …), as the original ran them
+//! (spec §3.6): the runtime's wrapper with `{source}` replaced by the worker's source is written
+//! to `.wws/workers/<ext>/<hash>/index.<ext>` with the polyfill beside it, that folder is
+//! mounted read-only at `/src`, argv is the runtime's `args`, and the environment is the
+//! runtime's `envs` (the original ignored them) followed by the worker's own vars.
+//!
+//! The generated folder is named after the SHA-256 of its contents and written to a temporary
+//! folder first, then renamed: identical workers share it, and a crash never leaves a half
+//! written one that a later start would trust.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use wws_repository::InstalledRuntime;
+use wws_worker::config::WorkerConfig;
+use wws_worker::{Code, Engine, Entrypoint, Preopen, Program};
+
+/// An installed runtime with its interpreter compiled once for all its workers.
+pub(crate) struct Installed {
+    pub runtime: InstalledRuntime,
+    entrypoint: Entrypoint,
+    module: std::sync::OnceLock<wws_worker::wasmtime::Module>,
+}
+
+impl Installed {
+    pub fn new(runtime: InstalledRuntime) -> anyhow::Result<Self> {
+        let meta = &runtime.runtime;
+        let entrypoint = Entrypoint::from_metadata(meta.entrypoint.as_deref())
+            .with_context(|| format!("runtime {} {} in .wws.toml", meta.name, meta.version))?;
+        Ok(Self {
+            runtime,
+            entrypoint,
+            module: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Extensions this runtime claims.
+    pub fn extensions(&self) -> &[String] {
+        &self.runtime.runtime.extensions
+    }
+
+    fn module(&self, engine: &Engine) -> anyhow::Result<wws_worker::wasmtime::Module> {
+        if let Some(m) = self.module.get() {
+            return Ok(m.clone());
+        }
+        let meta = &self.runtime.runtime;
+        let path = self.runtime.file(&meta.binary);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read the {} {} interpreter at {}; reinstall it with `wws runtimes install`",
+                meta.name,
+                meta.version,
+                path.display()
+            )
+        })?;
+        let module = engine.module(&bytes).with_context(|| {
+            format!(
+                "cannot compile the {} {} interpreter",
+                meta.name, meta.version
+            )
+        })?;
+        Ok(self.module.get_or_init(|| module).clone())
+    }
+
+    /// The program for the worker at `root/rel`.
+    pub fn program(
+        &self,
+        engine: &Engine,
+        root: &Path,
+        rel: &Path,
+        config: &WorkerConfig,
+    ) -> anyhow::Result<Program> {
+        let meta = &self.runtime.runtime;
+        let file = root.join(rel);
+        let source = std::fs::read_to_string(&file).with_context(|| {
+            format!(
+                "cannot read {} (workers must be UTF-8 text)",
+                file.display()
+            )
+        })?;
+        let ext = meta.extensions.first().map(String::as_str).unwrap_or("src");
+        let index = format!("index.{ext}");
+        let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(2);
+        let generated = match &meta.wrapper {
+            Some(wrapper) => {
+                let path = self.runtime.file(wrapper);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read the wrapper {}", path.display()))?;
+                text.replace("{source}", &source)
+            }
+            None => source,
+        };
+        files.push((index.clone(), generated.into_bytes()));
+        if let Some(polyfill) = &meta.polyfill {
+            let path = self.runtime.file(polyfill);
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("cannot read the polyfill {}", path.display()))?;
+            files.push((polyfill.filename.clone(), bytes));
+        }
+        let src = write_generated(&root.join(".wws").join("workers").join(ext), &files)?;
+
+        let mut env: Vec<(String, String)> = meta
+            .envs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend(config.vars.iter().cloned());
+        let mut preopens = vec![Preopen {
+            host: src,
+            guest: "/src".into(),
+            writable: false,
+        }];
+        preopens.extend(crate::folder_preopens(config));
+        Ok(Program {
+            name: crate::display_name(rel),
+            code: Code::Module(self.module(engine)?),
+            entrypoint: self.entrypoint,
+            args: meta.args.clone(),
+            env,
+            preopens,
+            ruby_script: Some(format!("load \"/src/{index}\"")),
+        })
+    }
+}
+
+/// Writes `files` into `<dir>/<content hash>/` unless it exists, and returns that folder.
+fn write_generated(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<PathBuf> {
+    let mut hasher = Sha256::new();
+    for (name, bytes) in files {
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    let target = dir.join(hex::encode(&hasher.finalize()[..16]));
+    if target.is_dir() {
+        return Ok(target);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempdir_in(dir)
+        .with_context(|| format!("cannot create a folder in {}", dir.display()))?;
+    for (name, bytes) in files {
+        std::fs::write(tmp.path().join(name), bytes)
+            .with_context(|| format!("cannot write {}", tmp.path().join(name).display()))?;
+    }
+    match std::fs::rename(tmp.path(), &target) {
+        Ok(()) => {
+            // The folder now lives at `target`; nothing left to clean.
+            let _ = tmp.keep();
+            Ok(target)
+        }
+        // Another wws process wrote the same content first.
+        Err(_) if target.is_dir() => Ok(target),
+        Err(err) => Err(err).with_context(|| format!("cannot create {}", target.display())),
+    }
+}
+
+/// Shared handle so `Runtimes` can hand out programs from several threads later.
+pub(crate) type SharedInstalled = Arc<Installed>;
