@@ -143,10 +143,12 @@ function describeValue(value) {
   return typeof value === "string" ? "a string" : String(value);
 }
 
-// Runs the handler; resolves to the Response and the promises given to waitUntil.
+// Runs the handler. Returns `{ response, waits }` at once: `response` is what the handler gave
+// (a Response, or a promise of one), `waits` the promises passed to waitUntil (it may still
+// grow). Throws what the handler threw synchronously.
 function dispatch(request) {
+  const waits = [];
   if (moduleHandler !== null) {
-    const waits = [];
     const ctx = {
       waitUntil(promise) {
         waits.push(Promise.resolve(promise));
@@ -154,54 +156,86 @@ function dispatch(request) {
       passThroughOnException() {},
       props: {},
     };
-    return new Promise((resolve) => resolve(moduleHandler.fetch(request, env, ctx))).then((response) => ({ response, waits }));
+    return { response: moduleHandler.fetch(request, env, ctx), waits };
   }
-  return new Promise((resolve) => {
-    const event = new FetchEvent("fetch", { request });
-    const pending = [];
-    for (const listener of fetchListeners) {
-      const returned = typeof listener === "function" ? listener.call(globalThis, event) : listener.handleEvent(event);
-      if (returned && typeof returned.then === "function") pending.push(returned);
-      if (fetchEventState(event).responded) break;
-    }
-    const finish = () => {
-      const state = fetchEventState(event);
-      if (!state.responded) throw new Error("no fetch listener called event.respondWith()");
-      return Promise.resolve(state.response).then((response) => ({ response, waits: state.waits }));
-    };
-    // The standard wants respondWith() called synchronously; like the original wws, an async
-    // listener may also call it after an await: its promise is waited for first.
-    resolve(fetchEventState(event).responded || pending.length === 0 ? finish() : Promise.all(pending).then(finish));
-  });
+  const event = new FetchEvent("fetch", { request });
+  const pending = [];
+  for (const listener of fetchListeners) {
+    const returned = typeof listener === "function" ? listener.call(globalThis, event) : listener.handleEvent(event);
+    if (returned && typeof returned.then === "function") pending.push(returned);
+    if (fetchEventState(event).responded) break;
+  }
+  const responded = () => {
+    const state = fetchEventState(event);
+    if (!state.responded) throw new Error("no fetch listener called event.respondWith()");
+    return state.response;
+  };
+  const state = fetchEventState(event);
+  // The standard wants respondWith() called synchronously; like the original wws, an async
+  // listener may also call it after an await: its promise is waited for first.
+  const response = state.responded || pending.length === 0 ? responded() : Promise.all(pending).then(responded);
+  return { response, waits: state.waits };
 }
 
 const HTML_DOCUMENT = /^\s*<(?:!doctype\s+html|html)[\s>]/i;
 
-async function outputOf(response) {
+// The output object for a Response (without `kv`): at once, or a promise when the body is a
+// stream that must be read first.
+function outputOf(response) {
   if (!(response instanceof Response)) {
     throw new TypeError(`the fetch handler must return a Response (or a promise of one), not ${describeValue(response)}`);
   }
   const body = responseBody(response);
   if (body.isUsed()) throw new TypeError("the body of the returned Response has already been read");
   const source = body.source;
-  let data = "";
-  let base64 = false;
-  if (typeof source === "string") data = source;
-  else if (source !== null) {
-    const bytes = source instanceof ReadableStream ? await readAllBytes(source) : source;
-    data = host.b64Encode(bytes);
-    base64 = true;
+  if (source instanceof ReadableStream) {
+    return readAllBytes(source).then((bytes) => outputWith(response, host.b64Encode(bytes), true, null));
   }
+  if (source === null) return outputWith(response, "", false, null);
+  if (typeof source === "string") return outputWith(response, source, false, source);
+  return outputWith(response, host.b64Encode(source), true, null);
+}
+
+function outputWith(response, data, base64, text) {
   const headers = headersForOutput(response.headers);
   // The original wws served every response as text/html unless the worker said otherwise, and
   // its examples return HTML documents from `new Response(html)`. The Fetch standard makes a
   // string body text/plain (and Hono's c.text() relies on that). Both hold: a string body
   // whose type the worker left to the default goes out as text/html only when it is an HTML
   // document (it starts with <!doctype html> or <html>), as text/plain otherwise.
-  if (responseDefaultType(response) && typeof source === "string" && HTML_DOCUMENT.test(source)) {
+  if (text !== null && responseDefaultType(response) && HTML_DOCUMENT.test(text)) {
     headers["content-type"] = "text/html;charset=UTF-8";
   }
   return { data, base64, status: response.status === 0 ? 500 : response.status, headers };
+}
+
+function succeed(output) {
+  output.kv = kvForOutput();
+  reportUnhandledRejections();
+  return [0, JSON.stringify(output)];
+}
+
+function fail(error) {
+  unhandledRejections.clear();
+  return [1, internal.formatError(error)];
+}
+
+async function settleWaits(waits) {
+  for (let i = 0; i < waits.length; i++) {
+    try {
+      await waits[i];
+    } catch (error) {
+      reportError(error);
+    }
+  }
+}
+
+// The outcome for a settled Response: at once when neither the body nor waitUntil needs
+// waiting (the common case costs no promise hop), else a promise.
+function complete(response, waits) {
+  const output = outputOf(response);
+  if (!(output instanceof Promise) && waits.length === 0) return succeed(output);
+  return Promise.resolve(output).then((o) => settleWaits(waits).then(() => succeed(o)));
 }
 
 // Serves one request: `json` is the request JSON from stdin. Resolves to [0, output JSON] or
@@ -215,31 +249,18 @@ internal.handle = function handle(json) {
   } catch (error) {
     return Promise.resolve([1, `${workerFile}:1:1: Error: the request on stdin is not valid wws request JSON: ${error.message}`]);
   }
-  let request;
+  let dispatched;
   try {
     setKvState(input.kv);
-    request = incomingRequest(input);
+    dispatched = dispatch(incomingRequest(input));
+    if (dispatched.response instanceof Response) return Promise.resolve(complete(dispatched.response, dispatched.waits)).catch(fail);
   } catch (error) {
-    return Promise.resolve([1, internal.formatError(error)]);
+    return Promise.resolve(fail(error));
   }
-  return dispatch(request)
-    .then(async ({ response, waits }) => {
-      const output = await outputOf(response);
-      for (let i = 0; i < waits.length; i++) {
-        try {
-          await waits[i];
-        } catch (error) {
-          reportError(error);
-        }
-      }
-      output.kv = kvForOutput();
-      reportUnhandledRejections();
-      return [0, JSON.stringify(output)];
-    })
-    .catch((error) => {
-      unhandledRejections.clear();
-      return [1, internal.formatError(error)];
-    });
+  const { response, waits } = dispatched;
+  return Promise.resolve(response)
+    .then((settled) => complete(settled, waits))
+    .catch(fail);
 };
 
 // Runs the engine's own request path once on a synthetic request (no worker code), while
@@ -253,12 +274,9 @@ internal.warmUp = function warmUp() {
   void new URL(request.url).searchParams.get("a");
   const done = request
     .text()
-    .then(() => outputOf(new Response("warm", { status: 200, headers: { "x-warm": "1" } })))
-    .then((output) => {
-      output.kv = kvForOutput();
-      JSON.stringify(output);
-      return outputOf(Response.json({ warm: true }));
-    })
+    .then(() => complete(new Response("warm", { status: 200, headers: { "x-warm": "1" } }), []))
+    .then(() => Promise.resolve({ response: Response.json({ warm: true }), waits: [] }))
+    .then(({ response, waits }) => complete(response, waits))
     .then(() => {
       setKvState({});
       unhandledRejections.clear();
