@@ -334,9 +334,18 @@ internal.formatError = function formatError(error) {
   return `${where.file}:${where.line}:${where.col}: ${name}: ${message}` + (stack ? "\n" + stack : "");
 };
 
+function moduleLoadError(error) {
+  if (error instanceof Error && /could not load module|module not found/i.test(error.message)) {
+    error.message += " (a JavaScript worker is one file: bundle its imports into it, e.g. with esbuild --bundle --format=esm)";
+  }
+  return error;
+}
+
 // Of two parse errors (the worker compiled as a script and as a module), the one that got
 // further into the file: that is the mode the author meant.
 internal.laterError = function laterError(a, b) {
+  // A module that parsed but could not be linked (an import) is a module: its error it is.
+  if (!(b instanceof SyntaxError)) return moduleLoadError(b);
   const x = errorLocation(a);
   const y = errorLocation(b);
   return y.line > x.line || (y.line === x.line && y.col > x.col) ? b : a;
