@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# bench/run.sh: measure wws against a native hyper hello-world in one run (see bench/README.md).
+#
+#   bench/run.sh [--quick] [--record] [--no-build]
+#
+#   --quick     smoke run: 2 s per wrk run, fewer requests for the RSS figure, one warm start
+#   --record    rewrite the "Latest results" section of bench/README.md with this run
+#   --no-build  use the binaries and guests already built (fails if one is missing)
+#
+# Builds wws (release), the native baseline and the guest hello workers, starts every server on
+# port 0 on 127.0.0.1, waits for its ready line, checks one response, warms it up, then runs wrk
+# alternately on native and on each scenario, and prints markdown tables. Every server it
+# starts is killed on exit.
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH")
+TARGET=${CARGO_TARGET_DIR:-$HOME/.cache/wws/target}
+if [[ -n ${CARGO_TARGET_DIR:-} ]]; then BENCH_TARGET=$CARGO_TARGET_DIR/bench; else BENCH_TARGET=$HOME/.cache/wws/target-bench; fi
+TOOLS=(python3 "$BENCH/lib/tools.py")
+ARGS=("$@")
+
+DURATION=5        # seconds per measured wrk run
+WARMUP=1          # seconds of wrk before a server's first measured run
+RUNS=2            # measured runs per row, alternating within a batch
+RSS_TARGET=100000 # requests served before the last RSS reading
+RSS_CAP=45        # seconds at most for the RSS figure
+WARM_STARTS=3     # warm starts in the startup figure (the median is reported)
+START_TIMEOUT=300 # seconds a server may take to print its ready line (first compile included)
+RECORD=0 BUILD=1
+
+for arg in "$@"; do
+  case $arg in
+    --quick) DURATION=2 RSS_TARGET=20000 RSS_CAP=15 WARM_STARTS=1 ;;
+    --record) RECORD=1 ;;
+    --no-build) BUILD=0 ;;
+    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench: unknown option $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+# The servers run as a user would start them: no WWS_* variables, default log level.
+unset RUST_LOG
+for v in "${!WWS_@}"; do unset "$v"; done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/wws-bench.XXXXXX")
+RESULTS=$WORK/results.jsonl
+LOGS=$WORK/logs
+mkdir -p "$LOGS" "$WORK/projects"
+: >"$RESULTS"
+PIDS=()
+
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if ((rc == 0)); then rm -rf "$WORK"; else echo "bench: failed; logs kept in $LOGS" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step() { printf '\n== %s\n' "$*" >&2; }
+note() { "${TOOLS[@]}" note --results "$RESULTS" --section "$1" --what "$2" --why "$3"; echo "  note: $2: $3" >&2; }
+
+# ------------------------------------------------------------------------------------ servers
+
+# start_server NAME PATTERN CMD...: starts CMD with stdout on a pipe, waits (no sleeping) for a
+# line matching PATTERN whose first group is the base URL, then keeps draining the pipe into
+# the log. Sets SERVER_PID and SERVER_URL; returns 1 (log tail on stderr) if CMD never got ready.
+start_server() {
+  local name=$1 pattern=$2 log=$LOGS/$1.log fd line
+  shift 2
+  SERVER_PID='' SERVER_URL=''
+  exec {fd}< <(exec "$@" 2>>"$log" </dev/null)
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  while IFS= read -r -t "$START_TIMEOUT" -u "$fd" line; do
+    printf '%s\n' "$line" >>"$log"
+    if [[ $line =~ $pattern ]]; then SERVER_URL=${BASH_REMATCH[1]}; break; fi
+  done
+  if [[ -z $SERVER_URL ]]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    exec {fd}<&-
+    echo "  $name did not start; last lines of $log:" >&2
+    tail -n 5 "$log" | sed 's/^/    /' >&2
+    return 1
+  fi
+  cat <&"$fd" >>"$log" &
+  exec {fd}<&-
+}
+
+stop_server() { kill "$1" 2>/dev/null || true; }
+
+WWS_READY='Start serving requests at (http://[^[:space:]]+)'
+NATIVE_READY='listening on (http://[^[:space:]]+)'
+
+# run_wrk SECTION BATCH LABEL CONNS URL PID [ROUND]: one measured run into the results file.
+run_wrk() {
+  local c=$4 t=$(($4 < 2 ? $4 : 2))
+  wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s "$BENCH/lib/report.lua" "$5/" >"$WORK/wrk.out" 2>&1 || {
+    echo "  wrk failed for $3:" >&2
+    cat "$WORK/wrk.out" >&2
+    return 1
+  }
+  "${TOOLS[@]}" wrk-record --out "$WORK/wrk.out" --results "$RESULTS" --section "$1" --batch "$2" \
+    --label "$3" --conns "$c" --pid "$6" --round "${7:-1}"
+}
+
+warm_up() { wrk -t1 -c"$2" -d"${WARMUP}s" --timeout 10s "$1/" >/dev/null 2>&1 || true; }
+
+# ------------------------------------------------------------------------------------ build
+
+step "tools"
+if ! command -v wrk >/dev/null; then
+  echo "  installing wrk with apt" >&2
+  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+WRK_VERSION=$(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2 || true)
+
+WWS=$TARGET/release/wws
+NATIVE=$BENCH_TARGET/release/native-hello
+GUESTS=$TARGET/guest-fixtures/wasm32-wasip1/release
+if ((BUILD)); then
+  step "building wws (release, $TARGET)"
+  (cd "$ROOT" && nice cargo build --release -p wws --target-dir "$TARGET")
+  step "building the native baseline ($BENCH_TARGET)"
+  nice cargo build --release --manifest-path "$BENCH/native-hello/Cargo.toml" --target-dir "$BENCH_TARGET"
+  step "building the guest hello workers (tests/fixtures/rust, small shadow stack)"
+  # The same command and target dir as crates/test-support/src/fixtures.rs, so tests reuse it.
+  env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="-C link-arg=-zstack-size=65536" \
+    nice cargo build --release --target wasm32-wasip1 \
+    --manifest-path "$ROOT/tests/fixtures/rust/Cargo.toml" --target-dir "$TARGET/guest-fixtures"
+fi
+for f in "$WWS" "$NATIVE" "$GUESTS/hello.wasm" "$GUESTS/hello_raw.wasm"; do
+  [[ -e $f ]] || { echo "bench: $f is missing; run without --no-build" >&2; exit 1; }
+done
+
+REPO=$BENCH_TARGET/runtime-repo
+REPO_OK=0
+step "runtime repository for python and ruby ($REPO)"
+if nice "$ROOT/runtimes/build-repository.sh" "$REPO" >"$LOGS/runtime-repo.log" 2>&1; then
+  REPO_OK=1
+else
+  echo "  runtimes/build-repository.sh failed; python and ruby will be skipped (see $LOGS/runtime-repo.log)" >&2
+fi
+
+# ------------------------------------------------------------------------------------ projects
+
+# project_KEY DIR: fills DIR with a hello project, or sets WHY and returns 1.
+project_rust_sdk() { cp "$GUESTS/hello.wasm" "$1/index.wasm"; }
+project_rust_raw() { cp "$GUESTS/hello_raw.wasm" "$1/index.wasm"; }
+project_js() {
+  echo 'addEventListener("fetch", e => e.respondWith(new Response("Hello from js")));' >"$1/index.js"
+}
+install_runtime() { # DIR NAME
+  if ((!REPO_OK)); then WHY="the runtime repository could not be built (runtimes/build-repository.sh)"; return 1; fi
+  if ! (cd "$1" && "$WWS" runtimes install "$2" latest --repo-url "file://$REPO/index.toml") >>"$LOGS/install-$2.log" 2>&1; then
+    WHY="\`wws runtimes install $2 latest\` failed: $(tail -n 1 "$LOGS/install-$2.log")"
+    return 1
+  fi
+}
+project_python() {
+  install_runtime "$1" python || return 1
+  printf 'def worker(req):\n    return Response("Hello from python")\n' >"$1/index.py"
+}
+project_ruby() {
+  install_runtime "$1" ruby || return 1
+  printf 'def worker(req)\n  Response.new("Hello from ruby")\nend\n' >"$1/index.rb"
+}
+
+# ------------------------------------------------------------------------------------ scenarios
+
+S_KEY=() S_LABEL=() S_CONNS=() S_EXPECT=()
+scenario() { S_KEY+=("$1") S_LABEL+=("$2") S_CONNS+=("$3") S_EXPECT+=("$4"); }
+
+#        project   label                   connections  body contains
+scenario rust_sdk "wws rust hello (SDK)"   "32 1"       "Hello from wws"
+scenario rust_raw "wws rust hello (raw)"   "32 1"       "Hello from wws"
+scenario js       "wws js hello"           "32 1"       "Hello from js"
+scenario python   "python hello"           "8 1"        "Hello from python"
+scenario ruby     "ruby hello"             "1"          "Hello from ruby"
+
+# ------------------------------------------------------------------------------------ main
+
+step "starting servers"
+start_server native "$NATIVE_READY" "$NATIVE" || { echo "bench: the native baseline did not start" >&2; exit 1; }
+NATIVE_PID=$SERVER_PID NATIVE_URL=$SERVER_URL
+"${TOOLS[@]}" check "$NATIVE_URL/" "Hello from native"
+warm_up "$NATIVE_URL" 32
+echo "  native hello: $NATIVE_URL (pid $NATIVE_PID)" >&2
+
+S_URL=() S_PID=() S_OK=()
+for i in "${!S_KEY[@]}"; do
+  key=${S_KEY[$i]} label=${S_LABEL[$i]} dir=$WORK/projects/${S_KEY[$i]} WHY=''
+  S_OK[i]=0
+  mkdir -p "$dir"
+  if ! "project_$key" "$dir"; then note main "$label" "skipped: $WHY"; continue; fi
+  if ! start_server "$key" "$WWS_READY" "$WWS" "$dir" --port 0; then
+    note main "$label" "skipped: wws did not start on this project ($(tail -n 1 "$LOGS/$key.log"))"
+    continue
+  fi
+  S_PID[i]=$SERVER_PID S_URL[i]=$SERVER_URL
+  if ! err=$("${TOOLS[@]}" check "$SERVER_URL/" "${S_EXPECT[$i]}" 2>&1); then
+    stop_server "$SERVER_PID"
+    note main "$label" "skipped: ${err#bench: }"
+    continue
+  fi
+  max=0
+  for c in ${S_CONNS[$i]}; do ((c > max)) && max=$c; done
+  warm_up "$SERVER_URL" "$max"
+  S_OK[i]=1
+  echo "  $label: $SERVER_URL (pid $SERVER_PID)" >&2
+done
+
+# One batch per connection count: native and every scenario measured at that count, RUNS times
+# in turn, so slow drift of the machine hits all rows of a batch alike.
+CONNS=$(printf '%s\n' ${S_CONNS[@]} | sort -n -r -u)
+for c in $CONNS; do
+  members=()
+  for i in "${!S_KEY[@]}"; do
+    ((S_OK[i])) && [[ " ${S_CONNS[$i]} " == *" $c "* ]] && members+=("$i")
+  done
+  ((${#members[@]})) || continue
+  step "batch -c$c: native + ${#members[@]} scenario(s), $RUNS x ${DURATION}s each"
+  for round in $(seq "$RUNS"); do
+    run_wrk main "c$c" "native hello" "$c" "$NATIVE_URL" "$NATIVE_PID" "$round"
+    for i in "${members[@]}"; do
+      run_wrk main "c$c" "${S_LABEL[$i]}" "$c" "${S_URL[$i]}" "${S_PID[$i]}" "$round"
+    done
+  done
+done
+for i in "${!S_KEY[@]}"; do ((S_OK[i])) && stop_server "${S_PID[$i]}"; done
+JS_OK=0
+for i in "${!S_KEY[@]}"; do [[ ${S_KEY[$i]} == js ]] && JS_OK=${S_OK[$i]}; done
+
+# ------------------------------------------------------------------------------------ startup
+
+step "startup: 50 workers, cold then warm .wws/cache"
+SP=$WORK/projects/startup
+mkdir -p "$SP"
+for n in $(seq 0 24); do "${TOOLS[@]}" wasm-variant "$GUESTS/hello.wasm" "$SP/w$n.wasm" "$n"; done
+if ((JS_OK)); then
+  for n in $(seq 0 24); do
+    echo "addEventListener(\"fetch\", e => e.respondWith(new Response(\"Hello from js $n\")));" >"$SP/j$n.js"
+  done
+  workers="25 .wasm (distinct hashes) + 25 .js"
+else
+  for n in $(seq 25 49); do "${TOOLS[@]}" wasm-variant "$GUESTS/hello.wasm" "$SP/w$n.wasm" "$n"; done
+  workers="50 .wasm (distinct hashes)"
+  note startup "startup project" "50 .wasm workers and no .js: wws does not serve the js hello yet"
+fi
+"${TOOLS[@]}" startup --wws "$WWS" --project "$SP" --route /w0 --expected "Hello from wws" \
+  --results "$RESULTS" --log "$LOGS/startup.log" --workers "$workers" --warm-runs "$WARM_STARTS" ||
+  note startup "startup" "failed (see the log)"
+
+# ------------------------------------------------------------------------------------ CPU limit
+
+step "CPU-time limit: --timeout-ms 30000 vs a much larger limit"
+# The limit is epoch interruption, always on. If wws ever documents a way to turn it off, use it.
+OFF_ARGS=(--timeout-ms 600000) OFF_LABEL="wws --timeout-ms 600000"
+if "$WWS" --help | grep -qiE -- '--no-cpu-limit'; then
+  OFF_ARGS=(--no-cpu-limit) OFF_LABEL="wws --no-cpu-limit (off)"
+elif "$WWS" --help | grep -A3 -- '--timeout-ms' | grep -qiE '(\b0\b.*(off|disable|no limit))|((off|disable).*\b0\b)'; then
+  OFF_ARGS=(--timeout-ms 0) OFF_LABEL="wws --timeout-ms 0 (off)"
+else
+  note cpu "CPU-time limit" "\`wws --help\` shows no way to switch the limit off, so this compares the default 30 s limit with a 600 s one: both run with epoch interruption and a deadline per store; it does not measure limit on vs off"
+fi
+cp -r "$WORK/projects/rust_sdk" "$WORK/projects/cpu"
+if start_server cpu-default "$WWS_READY" "$WWS" "$WORK/projects/cpu" --port 0 --timeout-ms 30000; then
+  A_PID=$SERVER_PID A_URL=$SERVER_URL
+  if start_server cpu-off "$WWS_READY" "$WWS" "$WORK/projects/cpu" --port 0 "${OFF_ARGS[@]}"; then
+    B_PID=$SERVER_PID B_URL=$SERVER_URL
+    warm_up "$A_URL" 32
+    warm_up "$B_URL" 32
+    for round in $(seq "$RUNS"); do
+      run_wrk cpu cpu "wws --timeout-ms 30000 (default)" 32 "$A_URL" "$A_PID" "$round"
+      run_wrk cpu cpu "$OFF_LABEL" 32 "$B_URL" "$B_PID" "$round"
+    done
+    stop_server "$B_PID"
+  else
+    note cpu "CPU-time limit" "wws did not start with ${OFF_ARGS[*]}"
+  fi
+  stop_server "$A_PID"
+else
+  note cpu "CPU-time limit" "wws did not start with --timeout-ms 30000"
+fi
+
+# ------------------------------------------------------------------------------------ RSS growth
+
+step "RSS growth: after 1k requests and after about $RSS_TARGET"
+cp -r "$WORK/projects/rust_sdk" "$WORK/projects/rss"
+if start_server rss "$WWS_READY" "$WWS" "$WORK/projects/rss" --port 0; then
+  P=$SERVER_PID U=$SERVER_URL
+  "${TOOLS[@]}" rss-point --results "$RESULTS" --pid "$P" --point "ready, no request yet" --requests 0
+  "${TOOLS[@]}" requests "$U/" 1000
+  "${TOOLS[@]}" rss-point --results "$RESULTS" --pid "$P" --point "after 1k requests" --requests 1000
+  served=1000 started=$SECONDS
+  while ((served < RSS_TARGET && SECONDS - started < RSS_CAP)); do
+    wrk -t2 -c32 -d2s --timeout 10s -s "$BENCH/lib/report.lua" "$U/" >"$WORK/wrk.out" 2>&1 || break
+    n=$(sed -n 's/^BENCH-JSON .*"requests":\([0-9]*\).*/\1/p' "$WORK/wrk.out")
+    served=$((served + ${n:-0}))
+  done
+  "${TOOLS[@]}" rss-point --results "$RESULTS" --pid "$P" --point "after $served requests" --requests "$served"
+  ((served >= RSS_TARGET)) || note rss "RSS growth" "only $served requests in ${RSS_CAP}s (target $RSS_TARGET)"
+  stop_server "$P"
+else
+  note rss "RSS growth" "wws did not start"
+fi
+
+# ------------------------------------------------------------------------------------ report
+
+"${TOOLS[@]}" report "$RESULTS" >"$WORK/report.md"
+MACHINE="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), Linux $(uname -r)"
+printf '\n## wws benchmark (%s)\n\nMachine: %s; %s.\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$MACHINE" "$WRK_VERSION"
+cat "$WORK/report.md"
+if ((RECORD)); then
+  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || commit="$commit + uncommitted changes"
+  "${TOOLS[@]}" record --readme "$BENCH/README.md" --report "$WORK/report.md" \
+    --command "bench/run.sh ${ARGS[*]}" --commit "$commit" --wrk "$WRK_VERSION"
+  echo "recorded in bench/README.md" >&2
+fi
