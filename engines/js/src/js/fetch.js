@@ -225,7 +225,7 @@ class Response {
     }
     this.#status = status;
     const statusText = init.statusText !== undefined ? String(init.statusText) : "";
-    if (/[^\t\x20-\x7e\x80-\xff]/.test(statusText)) throw new TypeError("Response: the statusText contains invalid characters");
+    if (statusText !== "" && /[^\t\x20-\x7e\x80-\xff]/.test(statusText)) throw new TypeError("Response: the statusText contains invalid characters");
     this.#statusText = statusText;
     this.#headers = new Headers(init.headers);
     if (body instanceof String) body = String(body);
@@ -245,7 +245,7 @@ class Response {
     // True when the Content-Type is the one a plain string body implied, not one the worker
     // chose (see `outputOf` in serve.js).
     responseDefaultType = (response) =>
-      response.#impliedType === "text/plain;charset=UTF-8" && response.#headers.get("content-type") === response.#impliedType;
+      response.#impliedType === "text/plain;charset=UTF-8" && headersGetTrusted(response.#headers, "content-type") === response.#impliedType;
   }
 
   static json(data, init = {}) {

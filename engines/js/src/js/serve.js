@@ -116,7 +116,9 @@ internal.finishInit = function finishInit() {
 function incomingRequest(input) {
   const method = typeof input.method === "string" && input.method ? input.method : "GET";
   let url = typeof input.url === "string" ? input.url : "/";
-  if (!/^[A-Za-z][A-Za-z0-9+\-.]*:/.test(url)) url = new URL(url, "http://localhost").href;
+  if (!url.startsWith("http://") && !url.startsWith("https://") && !/^[A-Za-z][A-Za-z0-9+\-.]*:/.test(url)) {
+    url = new URL(url, "http://localhost").href;
+  }
   let source = null;
   if (typeof input.body === "string" && input.body !== "") {
     source = input.base64 === true ? host.b64Decode(input.body) : input.body;
@@ -203,7 +205,7 @@ function outputWith(response, data, base64, text) {
   // string body text/plain (and Hono's c.text() relies on that). Both hold: a string body
   // whose type the worker left to the default goes out as text/html only when it is an HTML
   // document (it starts with <!doctype html> or <html>), as text/plain otherwise.
-  if (text !== null && responseDefaultType(response) && HTML_DOCUMENT.test(text)) {
+  if (text !== null && text !== "" && (text[0] === "<" || text.charCodeAt(0) <= 32) && responseDefaultType(response) && HTML_DOCUMENT.test(text)) {
     headers["content-type"] = "text/html;charset=UTF-8";
   }
   return { data, base64, status: response.status === 0 ? 500 : response.status, headers };
@@ -295,6 +297,7 @@ internal.trackRejection = function trackRejection(promise, reason, handled) {
 };
 
 function reportUnhandledRejections() {
+  if (unhandledRejections.size === 0) return;
   for (const reason of unhandledRejections.values()) host.writeErr("[error] Uncaught (in promise) " + describeError(reason));
   unhandledRejections.clear();
 }
