@@ -5,6 +5,7 @@ use rquickjs::{
     Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value, promise::PromiseState,
 };
 
+use crate::request::Incoming;
 use crate::{host, polyfills, worker};
 
 /// Where the host mounts the worker's generated folder, read-only.
@@ -77,7 +78,13 @@ impl Engine {
         self.context.with(|ctx| {
             let internal = self.internal.clone().restore(&ctx).map_err(|e| self.report(&ctx, None, e))?;
             let handle: Function = internal.get("handle").map_err(|e| self.report(&ctx, Some(&internal), e))?;
-            let promise: Promise = handle.call((input,)).map_err(|e| self.report(&ctx, Some(&internal), e))?;
+            let incoming = Incoming::parse(input).map_err(|e| format!("{}:1:1: Error: {e}", self.worker_file))?;
+            let args = match incoming.into_args(&ctx).map_err(|e| self.report(&ctx, Some(&internal), e))? {
+                Ok(args) => args,
+                Err(e) => return Err(format!("{}:1:1: Error: {e}", self.worker_file)),
+            };
+            let call = (args.url, args.method, args.headers, args.body, args.kv, args.params);
+            let promise: Promise = handle.call(call).map_err(|e| self.report(&ctx, Some(&internal), e))?;
             loop {
                 while ctx.execute_pending_job() {}
                 if promise.state() != PromiseState::Pending {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
-use rquickjs::{Ctx, Exception, Function, Object, Result, TypedArray};
+use rquickjs::{Array, Ctx, Exception, Function, Object, Result, TypedArray, Value};
 
 thread_local! {
     /// Start of the current request (or of initialisation): the zero of `performance.now()`.
@@ -54,9 +54,9 @@ pub fn object<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     host.set("utf8Encode", Function::new(ctx.clone(), utf8_encode)?)?;
     host.set("utf8Decode", Function::new(ctx.clone(), utf8_decode)?)?;
     host.set("b64Encode", Function::new(ctx.clone(), b64_encode)?)?;
-    host.set("b64Decode", Function::new(ctx.clone(), b64_decode)?)?;
     host.set("btoa", Function::new(ctx.clone(), btoa)?)?;
     host.set("atob", Function::new(ctx.clone(), atob)?)?;
+    host.set("outputJson", Function::new(ctx.clone(), output_json)?)?;
     host.set("digest", Function::new(ctx.clone(), digest)?)?;
     host.set("hmac", Function::new(ctx.clone(), hmac)?)?;
     Ok(host)
@@ -130,13 +130,6 @@ unsafe fn bytes_of<'a>(array: &'a TypedArray<'_, u8>) -> &'a [u8] {
     unsafe { array.as_bytes() }.unwrap_or_default()
 }
 
-fn b64_decode<'js>(ctx: Ctx<'js>, text: String) -> Result<TypedArray<'js, u8>> {
-    let bytes = STANDARD.decode(text.as_bytes()).map_err(|e| {
-        Exception::throw_type(&ctx, &format!("the request body is not valid base64: {e}"))
-    })?;
-    TypedArray::new(ctx, bytes)
-}
-
 /// `btoa`: Latin-1 string to base64, or null when a character is above U+00FF.
 fn btoa(text: String) -> Option<String> {
     let bytes: Option<Vec<u8>> = text
@@ -168,6 +161,91 @@ fn atob(text: String) -> Option<String> {
     }
     let bytes = FORGIVING.decode(&clean).ok()?;
     Some(bytes.into_iter().map(char::from).collect())
+}
+
+/// Serialises the output JSON of the wws protocol (JSON.stringify costs QuickJS far more).
+///
+/// `headers` is the Headers list `[[name, value], ...]` (names lowercase, in order); a name
+/// given several values becomes an array. `kv` is `[[key, value or null], ...]`.
+fn output_json(
+    data: String,
+    base64: bool,
+    status: i32,
+    headers: Array<'_>,
+    kv: Array<'_>,
+) -> Result<String> {
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::with_capacity(headers.len());
+    for pair in headers.iter::<Array>() {
+        let pair = pair?;
+        let (name, value): (String, String) = (pair.get(0)?, pair.get(1)?);
+        match grouped.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => values.push(value),
+            None => grouped.push((name, vec![value])),
+        }
+    }
+    let mut out = String::with_capacity(data.len() + 128);
+    out.push_str("{\"data\":");
+    push_json_string(&mut out, &data);
+    out.push_str(if base64 {
+        ",\"base64\":true,\"status\":"
+    } else {
+        ",\"base64\":false,\"status\":"
+    });
+    out.push_str(&status.to_string());
+    out.push_str(",\"headers\":{");
+    for (i, (name, values)) in grouped.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(&mut out, name);
+        out.push(':');
+        if let [value] = values.as_slice() {
+            push_json_string(&mut out, value);
+        } else {
+            out.push('[');
+            for (j, value) in values.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                push_json_string(&mut out, value);
+            }
+            out.push(']');
+        }
+    }
+    out.push_str("},\"kv\":{");
+    for (i, pair) in kv.iter::<Array>().enumerate() {
+        let pair = pair?;
+        let key: String = pair.get(0)?;
+        let value: Value = pair.get(1)?;
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(&mut out, &key);
+        out.push(':');
+        match value.as_string() {
+            Some(text) => push_json_string(&mut out, &text.to_string()?),
+            None => out.push_str("null"),
+        }
+    }
+    out.push_str("}}");
+    Ok(out)
+}
+
+/// Appends `text` as a JSON string literal.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// The SHA digests of WebCrypto, by their WebCrypto names.
@@ -254,6 +332,13 @@ fn hmac<'js>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut out = String::new();
+        push_json_string(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
+    }
 
     #[test]
     fn atob_is_forgiving() {

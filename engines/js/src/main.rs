@@ -16,6 +16,7 @@
 mod engine;
 mod host;
 mod polyfills;
+mod request;
 mod worker;
 
 use std::cell::RefCell;

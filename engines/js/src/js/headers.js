@@ -31,7 +31,7 @@ function headerValue(value) {
 
 let headersList;
 let headersSetImmutable;
-let headersFromHost;
+let headersFromList;
 let headersAppendTrusted;
 let headersGetTrusted;
 
@@ -66,15 +66,10 @@ class Headers {
   }
 
   static {
-    // Headers from the wws host: names already lowercase and values valid, so no checks.
-    headersFromHost = (object) => {
+    // Headers from the wws host, as [[lowercase name, value], ...]: taken as they are.
+    headersFromList = (list) => {
       const headers = new Headers();
-      const list = headers.#list;
-      for (const name in object) {
-        const value = object[name];
-        if (typeof value === "string") list.push([name, value]);
-        else if (Array.isArray(value)) for (const v of value) list.push([name, String(v)]);
-      }
+      headers.#list = list;
       return headers;
     };
     headersList = (headers) => headers.#list;
@@ -177,18 +172,5 @@ class Headers {
   }
 }
 tag(Headers, "Headers");
-
-// The headers as the wws output wants them: lowercase names, one string per name, or an
-// array when the name was given several values (two Set-Cookie headers, say).
-function headersForOutput(headers) {
-  const out = Object.create(null);
-  for (const [k, v] of headersList(headers)) {
-    const prev = out[k];
-    if (prev === undefined) out[k] = v;
-    else if (Array.isArray(prev)) prev.push(v);
-    else out[k] = [prev, v];
-  }
-  return out;
-}
 
 defineGlobal("Headers", Headers);

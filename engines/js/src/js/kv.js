@@ -24,12 +24,13 @@ function kvSet(key, value) {
   kvDeleted.delete(key);
 }
 
-// The namespace for the output: every key with its value, deleted ones as null.
+// The namespace for the output as [key, value] pairs: every key with its value, deleted
+// ones with null.
 function kvForOutput() {
-  if (kvDeleted.size === 0) return kvState;
-  const out = Object.create(null);
-  for (const key of kvDeleted) out[key] = null;
-  return Object.assign(out, kvState);
+  const out = [];
+  if (kvDeleted.size) for (const key of kvDeleted) out.push([key, null]);
+  for (const key in kvState) out.push([key, kvState[key]]);
+  return out;
 }
 
 function kvString(value) {
@@ -123,8 +124,9 @@ const KV = {
 };
 Object.defineProperty(KV, Symbol.toStringTag, { value: "KVNamespace" });
 
-function setKvState(kv) {
+// The request's namespace, as [[key, value], ...] (see src/request.rs).
+function setKvPairs(pairs) {
   kvState = Object.create(null);
   kvDeleted = new Set();
-  if (kv && typeof kv === "object") for (const key of Object.keys(kv)) kvState[key] = kvString(kv[key]);
+  for (let i = 0; i < pairs.length; i++) kvState[pairs[i][0]] = pairs[i][1];
 }

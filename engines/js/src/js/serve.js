@@ -113,30 +113,18 @@ internal.finishInit = function finishInit() {
   }
 };
 
-function incomingRequest(input) {
-  const method = typeof input.method === "string" && input.method ? input.method : "GET";
-  let url = typeof input.url === "string" ? input.url : "/";
+// The incoming Request, from the values src/request.rs made of the request JSON:
+// `headers` and `params` are [[name, value], ...] lists, `body` a string, bytes or null.
+function incomingRequest(url, method, headers, body, params) {
   if (!url.startsWith("http://") && !url.startsWith("https://") && !/^[A-Za-z][A-Za-z0-9+\-.]*:/.test(url)) {
     url = new URL(url, "http://localhost").href;
   }
-  let source = null;
-  if (typeof input.body === "string" && input.body !== "") {
-    source = input.base64 === true ? host.b64Decode(input.body) : input.body;
-  }
   // A plain object (workers call params.hasOwnProperty), filled without the __proto__ setter.
-  const params = {};
-  if (input.params && typeof input.params === "object") {
-    for (const key of Object.keys(input.params)) {
-      Object.defineProperty(params, key, { value: String(input.params[key]), writable: true, enumerable: true, configurable: true });
-    }
+  const paramsObject = {};
+  for (let i = 0; i < params.length; i++) {
+    Object.defineProperty(paramsObject, params[i][0], { value: params[i][1], writable: true, enumerable: true, configurable: true });
   }
-  return new Request(trustedRequest, {
-    url,
-    method,
-    headers: headersFromHost(input.headers && typeof input.headers === "object" ? input.headers : {}),
-    source,
-    params,
-  });
+  return new Request(trustedRequest, { url, method, headers: headersFromList(headers), source: body, params: paramsObject });
 }
 
 function describeValue(value) {
@@ -199,22 +187,21 @@ function outputOf(response) {
 }
 
 function outputWith(response, data, base64, text) {
-  const headers = headersForOutput(response.headers);
+  let headers = headersList(response.headers);
   // The original wws served every response as text/html unless the worker said otherwise, and
   // its examples return HTML documents from `new Response(html)`. The Fetch standard makes a
   // string body text/plain (and Hono's c.text() relies on that). Both hold: a string body
   // whose type the worker left to the default goes out as text/html only when it is an HTML
   // document (it starts with <!doctype html> or <html>), as text/plain otherwise.
   if (text !== null && text !== "" && (text[0] === "<" || text.charCodeAt(0) <= 32) && responseDefaultType(response) && HTML_DOCUMENT.test(text)) {
-    headers["content-type"] = "text/html;charset=UTF-8";
+    headers = headers.map(([name, value]) => [name, name === "content-type" ? "text/html;charset=UTF-8" : value]);
   }
   return { data, base64, status: response.status === 0 ? 500 : response.status, headers };
 }
 
 function succeed(output) {
-  output.kv = kvForOutput();
   reportUnhandledRejections();
-  return [0, JSON.stringify(output)];
+  return [0, host.outputJson(output.data, output.base64, output.status, output.headers, kvForOutput())];
 }
 
 function fail(error) {
@@ -240,21 +227,14 @@ function complete(response, waits) {
   return Promise.resolve(output).then((o) => settleWaits(waits).then(() => succeed(o)));
 }
 
-// Serves one request: `json` is the request JSON from stdin. Resolves to [0, output JSON] or
-// [1, error report]; never rejects.
-internal.handle = function handle(json) {
+// Serves one request (the request JSON's fields, see incomingRequest). Resolves to
+// [0, output JSON] or [1, error report]; never rejects.
+internal.handle = function handle(url, method, headers, body, kv, params) {
   beginRequest();
-  let input;
-  try {
-    input = JSON.parse(json);
-    if (input === null || typeof input !== "object") throw new TypeError("not a JSON object");
-  } catch (error) {
-    return Promise.resolve([1, `${workerFile}:1:1: Error: the request on stdin is not valid wws request JSON: ${error.message}`]);
-  }
   let dispatched;
   try {
-    setKvState(input.kv);
-    dispatched = dispatch(incomingRequest(input));
+    setKvPairs(kv);
+    dispatched = dispatch(incomingRequest(url, method, headers, body, params));
     if (dispatched.response instanceof Response) return Promise.resolve(complete(dispatched.response, dispatched.waits)).catch(fail);
   } catch (error) {
     return Promise.resolve(fail(error));
@@ -269,9 +249,9 @@ internal.handle = function handle(json) {
 // the worker loads: the shapes, atoms and allocator state it leaves behind are part of the
 // snapshot, so real requests do not pay for them. Leaves no trace in the worker's state.
 internal.warmUp = function warmUp() {
-  const input = JSON.parse('{"url":"http://localhost/warm-up?a=1","method":"POST","headers":{"host":"localhost","accept":"*/*","content-type":"text/plain"},"body":"x","kv":{},"params":{"id":"1"}}');
-  setKvState(input.kv);
-  const request = incomingRequest(input);
+  setKvPairs([]);
+  const headers = [["host", "localhost"], ["accept", "*/*"], ["content-type", "text/plain"]];
+  const request = incomingRequest("http://localhost/warm-up?a=1", "POST", headers, "x", [["id", "1"]]);
   request.headers.get("accept");
   void new URL(request.url).searchParams.get("a");
   const done = request
@@ -280,7 +260,7 @@ internal.warmUp = function warmUp() {
     .then(() => Promise.resolve({ response: Response.json({ warm: true }), waits: [] }))
     .then(({ response, waits }) => complete(response, waits))
     .then(() => {
-      setKvState({});
+      setKvPairs([]);
       unhandledRejections.clear();
     });
   return done;
