@@ -14,6 +14,11 @@ const SOURCE_PATH: &str = "/src/index.js";
 /// Env var with the worker's name for messages (e.g. `api/[id].js`); not a worker var.
 const WORKER_FILE_VAR: &str = "WWS_WORKER_FILE";
 
+/// Env var naming a path (e.g. `/`) the engine requests once while the worker loads, so that
+/// what the worker builds on its first request is in the snapshot. Opt-in: the worker's
+/// module state after that request is what every request starts from.
+const WARM_UP_VAR: &str = "WWS_WARM_UP";
+
 /// Env vars with this prefix are for the engine, not the worker's `[vars]`.
 const RESERVED_PREFIX: &str = "WWS_";
 
@@ -178,9 +183,37 @@ fn load_in<'js>(
     call(&internal, "warmUp", ())
         .map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
     while ctx.execute_pending_job() {}
+    if let Ok(path) = std::env::var(WARM_UP_VAR) {
+        warm_up_worker(ctx, &internal, &path, worker_file);
+    }
     // Whatever loading left unreachable should not be part of the snapshot.
     ctx.run_gc();
     Ok(Persistent::save(ctx, internal))
+}
+
+/// Runs the optional warm-up request (see `WARM_UP_VAR`); a failure is only reported.
+fn warm_up_worker<'js>(ctx: &Ctx<'js>, internal: &Object<'js>, path: &str, worker_file: &str) {
+    let outcome = (|| -> rquickjs::Result<Option<String>> {
+        let promise: Promise = internal.get::<_, Function>("warmUpWorker")?.call((path,))?;
+        loop {
+            while ctx.execute_pending_job() {}
+            if promise.state() != PromiseState::Pending {
+                return promise.result::<String>().transpose();
+            }
+            if !worker::run_next_timer(internal)? {
+                return Ok(None);
+            }
+        }
+    })();
+    let problem = match outcome {
+        Ok(Some(report)) if report.is_empty() => return,
+        Ok(Some(report)) => report,
+        Ok(None) => "its response never settled".to_owned(),
+        Err(e) => format_value(ctx, Some(internal), worker::caught(ctx, e), worker_file),
+    };
+    eprintln!(
+        "[warn] {worker_file}: the warm-up request GET {path} failed (the worker still loads): {problem}"
+    );
 }
 
 /// Calls `internal[name](...args)`.

@@ -267,7 +267,12 @@ let groupIndent = "";
 const counters = new Map();
 const timers = new Map();
 
+// Set while the engine runs the optional warm-up request (see serve.js), whose logs would
+// only confuse.
+let consoleMuted = false;
+
 function write(level, text) {
+  if (consoleMuted) return;
   if (groupIndent) text = groupIndent + text.replace(/\n/g, "\n" + groupIndent);
   host.writeErr("[" + level + "] " + text);
 }

@@ -282,6 +282,22 @@ function reportUnhandledRejections() {
   unhandledRejections.clear();
 }
 
+// Opt-in (WWS_WARM_UP, see src/engine.rs): sends the worker one GET request for `path` while
+// it loads, so that what it builds lazily on its first request (a framework's router, say)
+// is part of the snapshot. Its logs are muted and its response, KV changes and timers are
+// dropped. Resolves to "" or to the error report of a failed warm-up.
+internal.warmUpWorker = function warmUpWorker(path) {
+  consoleMuted = true;
+  const url = "http://localhost" + (String(path).startsWith("/") ? path : "/" + path);
+  return internal.handle(url, "GET", [["host", "localhost"]], null, [], []).then((outcome) => {
+    consoleMuted = false;
+    setKvPairs([]);
+    unhandledRejections.clear();
+    timerQueue = [];
+    return outcome[0] === 0 ? "" : outcome[1];
+  });
+};
+
 // ---- error reports ---------------------------------------------------------------------
 
 let workerFile = "index.js";
