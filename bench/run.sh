@@ -163,6 +163,10 @@ project_python() {
   install_runtime "$1" python || return 1
   printf 'def worker(req):\n    return Response("Hello from python")\n' >"$1/index.py"
 }
+project_python_fresh() { # the original's way: a fresh interpreter per request
+  project_python "$1" || return 1
+  printf '[runtime]\nreuse = false\n' >"$1/index.toml"
+}
 project_ruby() {
   install_runtime "$1" ruby || return 1
   printf 'def worker(req)\n  Response.new("Hello from ruby")\nend\n' >"$1/index.rb"
@@ -173,12 +177,13 @@ project_ruby() {
 S_KEY=() S_LABEL=() S_CONNS=() S_EXPECT=()
 scenario() { S_KEY+=("$1") S_LABEL+=("$2") S_CONNS+=("$3") S_EXPECT+=("$4"); }
 
-#        project   label                   connections  body contains
-scenario rust_sdk "wws rust hello (SDK)"   "32 1"       "Hello from wws"
-scenario rust_raw "wws rust hello (raw)"   "32 1"       "Hello from wws"
-scenario js       "wws js hello"           "32 1"       "Hello from js"
-scenario python   "python hello"           "8 1"        "Hello from python"
-scenario ruby     "ruby hello"             "1"          "Hello from ruby"
+#        project      label                      connections  body contains
+scenario rust_sdk     "wws rust hello (SDK)"     "32 1"       "Hello from wws"
+scenario rust_raw     "wws rust hello (raw)"     "32 1"       "Hello from wws"
+scenario js           "wws js hello"             "32 1"       "Hello from js"
+scenario python       "python hello"             "8 1"        "Hello from python"
+scenario python_fresh "python hello (no reuse)"  "1"          "Hello from python"
+scenario ruby         "ruby hello"               "1"          "Hello from ruby"
 
 # ------------------------------------------------------------------------------------ main
 
@@ -300,7 +305,7 @@ if start_server rss "$WWS_READY" "$WWS" "$WORK/projects/rss" --port 0; then
     n=$(sed -n 's/^BENCH-JSON .*"requests":\([0-9]*\).*/\1/p' "$WORK/wrk.out")
     served=$((served + ${n:-0}))
   done
-  "${TOOLS[@]}" rss-point --results "$RESULTS" --pid "$P" --point "after $served requests" --requests "$served"
+  "${TOOLS[@]}" rss-point --results "$RESULTS" --pid "$P" --point "after about $((RSS_TARGET / 1000))k requests" --requests "$served"
   ((served >= RSS_TARGET)) || note rss "RSS growth" "only $served requests in ${RSS_CAP}s (target $RSS_TARGET)"
   stop_server "$P"
 else

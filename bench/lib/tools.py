@@ -226,6 +226,10 @@ def fmt_rps(rps):
     return f"{rps / 1000:.1f}k" if rps >= 1000 else f"{rps:.0f}"
 
 
+def fmt_pct(pct):
+    return f"{pct:.1f} %" if pct >= 1 else f"{pct:.3f} %"
+
+
 def fmt_kib(kib):
     return "?" if kib is None else f"{kib / 1024:.1f} MiB"
 
@@ -263,7 +267,7 @@ def cmd_report(a):
             p99 = mean([r["p99_us"] for r in runs])
             ratio = p99_ratio = "—"
             if native:
-                ratio = f"{100 * rps / mean([r['rps'] for r in native]):.1f} %"
+                ratio = fmt_pct(100 * rps / mean([r["rps"] for r in native]))
                 p99_ratio = f"{p99 / mean([r['p99_us'] for r in native]):.2f}×"
             out.append(f"| {label} | {runs[0]['conns']} | {fmt_rps(rps)} | "
                        f"{', '.join(fmt_rps(r['rps']) for r in runs)} | {fmt_us(p50)} | {fmt_us(p99)} | "
