@@ -3,7 +3,7 @@
 
 Needs the `wasmtime` package from PyPI (`pip install wasmtime`); nothing here is used by wws.
 
-    run.py WORKER.js [--request JSON] [--env NAME=VALUE]... [--name api/[id].js]
+    run.py WORKER.js [--request JSON|@FILE] [--env NAME=VALUE]... [--name api/[id].js]
            [--engine PATH] [--mode cold|init] [--repeat N]
 
 It mounts a temporary folder holding WORKER.js as /src/index.js (as the host does), sets
@@ -72,7 +72,7 @@ def run_once(engine, module, src_dir, name, env, request, mode):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("worker")
-    parser.add_argument("--request", default=DEFAULT_REQUEST)
+    parser.add_argument("--request", default=DEFAULT_REQUEST, help="the request JSON, or @FILE to read it from FILE")
     parser.add_argument("--env", action="append", default=[])
     parser.add_argument("--name", default="index.js")
     parser.add_argument("--engine", default=DEFAULT_ENGINE)
@@ -87,6 +87,9 @@ def main():
     module = wasmtime.Module.from_file(engine, args.engine)
     compile_time = time.perf_counter() - t0
     env = [tuple(e.split("=", 1)) for e in args.env]
+    if args.request.startswith("@"):
+        with open(args.request[1:]) as f:
+            args.request = f.read()
     src_dir = tempfile.mkdtemp(prefix="wws-js-src-")
     try:
         shutil.copy(args.worker, os.path.join(src_dir, "index.js"))

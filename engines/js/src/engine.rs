@@ -100,7 +100,12 @@ impl Engine {
                     };
                     let code: i32 = outcome.get(0).map_err(|e| self.report(&ctx, Some(&internal), e))?;
                     let text: String = outcome.get(1).map_err(|e| self.report(&ctx, Some(&internal), e))?;
-                    return if code == 0 { Ok(text) } else { Err(text) };
+                    if code != 0 {
+                        return Err(text);
+                    }
+                    return host::take_output().ok_or_else(|| {
+                        format!("{}:1:1: Error: the engine produced no output for this request", self.worker_file)
+                    });
                 }
                 let ran = worker::run_next_timer(&internal).map_err(|e| self.report(&ctx, Some(&internal), e))?;
                 if !ran {
@@ -186,6 +191,8 @@ fn load_in<'js>(
     if let Ok(path) = std::env::var(WARM_UP_VAR) {
         warm_up_worker(ctx, &internal, &path, worker_file);
     }
+    // The warm-ups' output must not linger in the snapshot.
+    host::take_output();
     // Whatever loading left unreachable should not be part of the snapshot.
     ctx.run_gc();
     Ok(Persistent::save(ctx, internal))

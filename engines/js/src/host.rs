@@ -5,7 +5,7 @@
 //! `src/js/`. Per-request state (the clock origin, `Math.random`'s seed) is reset by
 //! [`begin_request`], because the engine's memory is snapshotted after initialisation.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::time::Instant;
 
@@ -17,6 +17,8 @@ use rquickjs::{Array, Ctx, Exception, Function, Object, Result, TypedArray, Valu
 thread_local! {
     /// Start of the current request (or of initialisation): the zero of `performance.now()`.
     static ORIGIN: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The output JSON of the current request (see `output_json`).
+    static OUTPUT: RefCell<Option<String>> = const { RefCell::new(None) };
     /// xorshift128+ state behind `Math.random`.
     static RANDOM: Cell<(u64, u64)> = const { Cell::new((0x9e37_79b9_7f4a_7c15, 0xbf58_476d_1ce4_e5b9)) };
 }
@@ -32,6 +34,7 @@ const FORGIVING: GeneralPurpose = GeneralPurpose::new(
 /// Resets the per-request state: the clock origin and the `Math.random` seed (from WASI random).
 pub fn begin_request() {
     ORIGIN.with(|o| o.set(Some(Instant::now())));
+    OUTPUT.with(|o| o.borrow_mut().take());
     let mut seed = [0u8; 16];
     if getrandom::fill(&mut seed).is_ok() {
         let a = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
@@ -163,17 +166,13 @@ fn atob(text: String) -> Option<String> {
     Some(bytes.into_iter().map(char::from).collect())
 }
 
-/// Serialises the output JSON of the wws protocol (JSON.stringify costs QuickJS far more).
+/// Serialises the output JSON of the wws protocol into [`take_output`]'s buffer
+/// (JSON.stringify costs QuickJS far more, and a large body is not copied back to JS).
 ///
-/// `headers` is the Headers list `[[name, value], ...]` (names lowercase, in order); a name
-/// given several values becomes an array. `kv` is `[[key, value or null], ...]`.
-fn output_json(
-    data: String,
-    base64: bool,
-    status: i32,
-    headers: Array<'_>,
-    kv: Array<'_>,
-) -> Result<String> {
+/// `body` is null, a string (sent as text) or a Uint8Array (sent base64-encoded). `headers` is
+/// the Headers list `[[name, value], ...]` (names lowercase, in order); a name given several
+/// values becomes an array. `kv` is `[[key, value or null], ...]`.
+fn output_json(body: Value<'_>, status: i32, headers: Array<'_>, kv: Array<'_>) -> Result<()> {
     let mut grouped: Vec<(String, Vec<String>)> = Vec::with_capacity(headers.len());
     for pair in headers.iter::<Array>() {
         let pair = pair?;
@@ -183,14 +182,23 @@ fn output_json(
             None => grouped.push((name, vec![value])),
         }
     }
-    let mut out = String::with_capacity(data.len() + 128);
-    out.push_str("{\"data\":");
-    push_json_string(&mut out, &data);
-    out.push_str(if base64 {
-        ",\"base64\":true,\"status\":"
+    let mut out = String::new();
+    if let Some(text) = body.as_string() {
+        let text = text.to_string()?;
+        out.reserve(text.len() + 256);
+        out.push_str("{\"data\":");
+        push_json_string(&mut out, &text);
+        out.push_str(",\"base64\":false,\"status\":");
+    } else if let Ok(bytes) = body.get::<TypedArray<'_, u8>>() {
+        // SAFETY: no JavaScript runs while the slice is alive (see `bytes_of`).
+        let bytes = unsafe { bytes_of(&bytes) };
+        out.reserve(bytes.len() / 3 * 4 + 256);
+        out.push_str("{\"data\":\"");
+        STANDARD.encode_string(bytes, &mut out);
+        out.push_str("\",\"base64\":true,\"status\":");
     } else {
-        ",\"base64\":false,\"status\":"
-    });
+        out.push_str("{\"data\":\"\",\"base64\":false,\"status\":");
+    }
     out.push_str(&status.to_string());
     out.push_str(",\"headers\":{");
     for (i, (name, values)) in grouped.iter().enumerate() {
@@ -228,23 +236,38 @@ fn output_json(
         }
     }
     out.push_str("}}");
-    Ok(out)
+    OUTPUT.with(|o| *o.borrow_mut() = Some(out));
+    Ok(())
 }
 
-/// Appends `text` as a JSON string literal.
+/// The output JSON written by the last `host.outputJson` call, if any.
+pub fn take_output() -> Option<String> {
+    OUTPUT.with(|o| o.borrow_mut().take())
+}
+
+/// Appends `text` as a JSON string literal (runs without escapes are copied whole).
 fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
+    let mut start = 0;
+    for (i, byte) in text.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{byte:04x}"));
+        } else {
+            out.push_str(escape);
         }
+        start = i + 1;
     }
+    out.push_str(&text[start..]);
     out.push('"');
 }
 

@@ -179,14 +179,13 @@ function outputOf(response) {
   if (body.isUsed()) throw new TypeError("the body of the returned Response has already been read");
   const source = body.source;
   if (source instanceof ReadableStream) {
-    return readAllBytes(source).then((bytes) => outputWith(response, host.b64Encode(bytes), true, null));
+    return readAllBytes(source).then((bytes) => outputWith(response, bytes, null));
   }
-  if (source === null) return outputWith(response, "", false, null);
-  if (typeof source === "string") return outputWith(response, source, false, source);
-  return outputWith(response, host.b64Encode(source), true, null);
+  return outputWith(response, source, typeof source === "string" ? source : null);
 }
 
-function outputWith(response, data, base64, text) {
+// `body` is null, a string or a Uint8Array (sent base64-encoded); `text` the string body.
+function outputWith(response, body, text) {
   let headers = headersList(response.headers);
   // The original wws served every response as text/html unless the worker said otherwise, and
   // its examples return HTML documents from `new Response(html)`. The Fetch standard makes a
@@ -196,12 +195,14 @@ function outputWith(response, data, base64, text) {
   if (text !== null && text !== "" && (text[0] === "<" || text.charCodeAt(0) <= 32) && responseDefaultType(response) && HTML_DOCUMENT.test(text)) {
     headers = headers.map(([name, value]) => [name, name === "content-type" ? "text/html;charset=UTF-8" : value]);
   }
-  return { data, base64, status: response.status === 0 ? 500 : response.status, headers };
+  return { body, status: response.status === 0 ? 500 : response.status, headers };
 }
 
 function succeed(output) {
   reportUnhandledRejections();
-  return [0, host.outputJson(output.data, output.base64, output.status, output.headers, kvForOutput())];
+  // The output JSON stays on the Rust side (see host.rs): a large body is not copied back.
+  host.outputJson(output.body, output.status, output.headers, kvForOutput());
+  return [0, ""];
 }
 
 function fail(error) {
