@@ -8,11 +8,10 @@
 //! folder first, then renamed: identical workers share it, and a crash never leaves a half
 //! written one that a later start would trust.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 use wws_repository::InstalledRuntime;
 use wws_worker::config::WorkerConfig;
 use wws_worker::{Code, Engine, Entrypoint, Preopen, Program};
@@ -99,7 +98,7 @@ impl Installed {
                 .with_context(|| format!("cannot read the polyfill {}", path.display()))?;
             files.push((polyfill.filename.clone(), bytes));
         }
-        let src = write_generated(&root.join(".wws").join("workers").join(ext), &files)?;
+        let src = crate::generated::write(&root.join(".wws").join("workers").join(ext), &files)?;
 
         let mut env: Vec<(String, String)> = meta
             .envs
@@ -122,40 +121,6 @@ impl Installed {
             preopens,
             ruby_script: Some(format!("load \"/src/{index}\"")),
         })
-    }
-}
-
-/// Writes `files` into `<dir>/<content hash>/` unless it exists, and returns that folder.
-fn write_generated(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<PathBuf> {
-    let mut hasher = Sha256::new();
-    for (name, bytes) in files {
-        hasher.update((name.len() as u64).to_le_bytes());
-        hasher.update(name.as_bytes());
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    }
-    let target = dir.join(hex::encode(&hasher.finalize()[..16]));
-    if target.is_dir() {
-        return Ok(target);
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempdir_in(dir)
-        .with_context(|| format!("cannot create a folder in {}", dir.display()))?;
-    for (name, bytes) in files {
-        std::fs::write(tmp.path().join(name), bytes)
-            .with_context(|| format!("cannot write {}", tmp.path().join(name).display()))?;
-    }
-    match std::fs::rename(tmp.path(), &target) {
-        Ok(()) => {
-            // The folder now lives at `target`; nothing left to clean.
-            let _ = tmp.keep();
-            Ok(target)
-        }
-        // Another wws process wrote the same content first.
-        Err(_) if target.is_dir() => Ok(target),
-        Err(err) => Err(err).with_context(|| format!("cannot create {}", target.display())),
     }
 }
 

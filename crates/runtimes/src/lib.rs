@@ -1,12 +1,15 @@
 //! How a worker file runs. A file's extension picks its runtime:
-//! - `.wasm`: the module itself ([`native`]);
+//! - `.wasm`: the module itself;
+//! - `.js`: the JavaScript engine embedded in `wws`, pre-initialised per worker;
 //! - any extension an installed language runtime claims: that runtime's interpreter with the
 //!   worker's source wrapped and mounted at `/src`.
 //!
 //! The result is a [`Program`](wws_worker::Program) the worker crate prepares; nothing here
 //! touches HTTP.
 
+mod generated;
 mod installed;
+mod javascript;
 mod native;
 
 use std::path::Path;
@@ -20,6 +23,7 @@ use wws_worker::{Engine, Program};
 #[derive(Default)]
 pub struct Runtimes {
     installed: Vec<SharedInstalled>,
+    js: javascript::JavaScript,
 }
 
 impl Runtimes {
@@ -30,12 +34,12 @@ impl Runtimes {
             .into_iter()
             .map(|rt| Installed::new(rt).map(std::sync::Arc::new))
             .collect::<anyhow::Result<_>>()?;
-        Ok(Self { installed })
+        Ok(Self { installed, js: javascript::JavaScript::default() })
     }
 
     /// File extensions (without dot) that are workers.
     pub fn extensions(&self) -> Vec<String> {
-        let mut exts = vec!["wasm".to_string()];
+        let mut exts = vec!["wasm".to_string(), "js".to_string()];
         for rt in &self.installed {
             for ext in rt.extensions() {
                 if !exts.contains(ext) {
@@ -47,7 +51,7 @@ impl Runtimes {
     }
 
     /// Builds the program for the worker file `rel` (relative to `root`) with its config.
-    pub fn program(
+    pub async fn program(
         &self,
         engine: &Engine,
         root: &Path,
@@ -56,8 +60,10 @@ impl Runtimes {
     ) -> anyhow::Result<Program> {
         let file = root.join(rel);
         let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or_default();
-        if ext == "wasm" {
-            return native::program(&file, rel, config);
+        match ext {
+            "wasm" => return native::program(&file, rel, config),
+            "js" => return self.js.program(engine, root, rel, config).await,
+            _ => {}
         }
         match self
             .installed

@@ -85,6 +85,16 @@ impl ModuleCache {
         Ok(unsafe { Component::deserialize(engine, &artifact) }?)
     }
 
+    /// A stored blob (e.g. a pre-initialised snapshot) named `key`, if present and intact.
+    pub fn get_blob(&self, key: &str) -> Option<Vec<u8>> {
+        read_verified(&self.dir.join(format!("{key}.blob")))
+    }
+
+    /// Stores a blob under `key` (atomically, with a checksum trailer).
+    pub fn put_blob(&self, key: &str, bytes: &[u8]) {
+        self.store(&self.dir.join(format!("{key}.blob")), bytes);
+    }
+
     fn path_for(&self, bytes: &[u8], kind: &str) -> PathBuf {
         let digest = hex::encode(Sha256::digest(bytes));
         self.dir

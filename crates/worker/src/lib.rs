@@ -16,6 +16,7 @@ mod program;
 pub mod protocol;
 mod ruby;
 mod worker;
+pub mod wizer;
 
 pub use engine::Engine;
 pub use error::RunError;

@@ -240,23 +240,29 @@ impl Worker {
     }
 
     fn store<T: HostState>(&self, data: T) -> Store<T> {
-        let mut store = Store::new(self.engine.wasmtime(), data);
-        store.limiter(|h| h.limits());
-        let ticks = (self.engine.limits().timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
-        store.data_mut().cpu().ticks_left = ticks as u64;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
-            let cpu = ctx.data_mut().cpu();
-            if cpu.ticks_left == 0 {
-                cpu.exhausted = true;
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            cpu.ticks_left -= 1;
-            // Let other requests run on this tokio worker before continuing.
-            Ok(UpdateDeadline::Yield(1))
-        });
-        store
+        new_store(&self.engine, data)
     }
+}
+
+/// A store with the engine's memory limiter and CPU budget: the guest yields to tokio at every
+/// epoch tick and traps once its budget of ticks is spent.
+pub(crate) fn new_store<T: HostState>(engine: &Engine, data: T) -> Store<T> {
+    let mut store = Store::new(engine.wasmtime(), data);
+    store.limiter(|h| h.limits());
+    let ticks = (engine.limits().timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
+    store.data_mut().cpu().ticks_left = ticks as u64;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut ctx| {
+        let cpu = ctx.data_mut().cpu();
+        if cpu.ticks_left == 0 {
+            cpu.exhausted = true;
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        cpu.ticks_left -= 1;
+        // Let other requests run on this tokio worker before continuing.
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store
 }
 
 /// Turns the raw outcome of a run into a [`RunError`] a user can act on.

@@ -1,0 +1,45 @@
+//! Generated worker folders (`.wws/workers/<kind>/<hash>/`): what a runtime mounts at `/src`.
+//!
+//! A folder is named after the SHA-256 of its contents and written to a temporary folder first,
+//! then renamed: identical workers share it, and a crash never leaves a half-written one that a
+//! later start would trust.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+
+/// Writes `files` into `<dir>/<content hash>/` unless it exists, and returns that folder.
+pub(crate) fn write(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<PathBuf> {
+    let mut hasher = Sha256::new();
+    for (name, bytes) in files {
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    let target = dir.join(hex::encode(&hasher.finalize()[..16]));
+    if target.is_dir() {
+        return Ok(target);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempdir_in(dir)
+        .with_context(|| format!("cannot create a folder in {}", dir.display()))?;
+    for (name, bytes) in files {
+        std::fs::write(tmp.path().join(name), bytes)
+            .with_context(|| format!("cannot write {}", tmp.path().join(name).display()))?;
+    }
+    match std::fs::rename(tmp.path(), &target) {
+        Ok(()) => {
+            // The folder now lives at `target`; nothing left to clean.
+            let _ = tmp.keep();
+            Ok(target)
+        }
+        // Another wws process wrote the same content first.
+        Err(_) if target.is_dir() => Ok(target),
+        Err(err) => Err(err).with_context(|| format!("cannot create {}", target.display())),
+    }
+}
+

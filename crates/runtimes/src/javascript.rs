@@ -1,0 +1,113 @@
+//! `.js` workers on the JavaScript engine embedded in `wws` (`engines/js`, QuickJS compiled to
+//! WebAssembly): nothing to install.
+//!
+//! At startup each worker's source is copied to `.wws/workers/js/<hash>/index.js` and the
+//! engine is pre-initialised with it (Wizer): polyfills loaded, the worker's vars defined, its
+//! script parsed, compiled and evaluated, its handler registered. The snapshot is cached by
+//! the hash of the engine, the source, the vars and the mounts, so the next start reuses it,
+//! and each request only instantiates the snapshot and runs the handler. A syntax error or a
+//! top-level exception stops the start with the file, line and message.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use wws_worker::config::WorkerConfig;
+use wws_worker::wizer::{Preinit, PreinitError};
+use wws_worker::{Code, Engine, Entrypoint, Preopen, Program};
+
+/// The engine, built by `scripts/build-js-engine.sh` and checked by CI against its source.
+pub(crate) static ENGINE_WASM: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../engines/js/dist/wws-js-engine.wasm"));
+
+/// The JS runtime of one process: the engine instrumented for snapshots, made on first use.
+#[derive(Default)]
+pub(crate) struct JavaScript {
+    preinit: OnceLock<Preinit>,
+    engine_hash: OnceLock<String>,
+}
+
+impl JavaScript {
+    fn preinit(&self, engine: &Engine) -> anyhow::Result<&Preinit> {
+        if let Some(p) = self.preinit.get() {
+            return Ok(p);
+        }
+        let p = Preinit::new(engine, ENGINE_WASM).context("cannot prepare the JavaScript engine")?;
+        Ok(self.preinit.get_or_init(|| p))
+    }
+
+    fn engine_hash(&self) -> &str {
+        self.engine_hash.get_or_init(|| hex::encode(Sha256::digest(ENGINE_WASM)))
+    }
+
+    /// The program for the `.js` worker at `root/rel`: its pre-initialised snapshot.
+    pub async fn program(
+        &self,
+        engine: &Engine,
+        root: &Path,
+        rel: &Path,
+        config: &WorkerConfig,
+    ) -> anyhow::Result<Program> {
+        let file = root.join(rel);
+        let name = crate::display_name(rel);
+        let source = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let src = crate::generated::write(
+            &root.join(".wws").join("workers").join("js"),
+            &[("index.js".to_string(), source)],
+        )?;
+        let mut env = config.vars.clone();
+        env.push(("WWS_WORKER_FILE".to_string(), name.clone()));
+        let mut preopens = vec![Preopen { host: src.clone(), guest: "/src".into(), writable: false }];
+        preopens.extend(crate::folder_preopens(config));
+        let args = vec!["index.js".to_string()];
+
+        let key = self.snapshot_key(&src, &env, &preopens);
+        let cached = engine.cache().and_then(|c| c.get_blob(&key));
+        let snapshot = match cached {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = self
+                    .preinit(engine)?
+                    .snapshot(&args, &env, &preopens)
+                    .await
+                    .map_err(|err| match err {
+                        PreinitError::Init { .. } => anyhow::anyhow!("cannot load {name}: {err}"),
+                        PreinitError::Host(e) => e.context(format!("cannot pre-initialise {name}")),
+                    })?;
+                if let Some(cache) = engine.cache() {
+                    cache.put_blob(&key, &bytes);
+                }
+                bytes
+            }
+        };
+        Ok(Program {
+            name,
+            code: Code::Bytes(snapshot.into()),
+            entrypoint: Entrypoint::Command,
+            args,
+            env,
+            preopens,
+            ruby_script: None,
+        })
+    }
+
+    /// Everything the snapshot depends on: engine, source folder (named by its content hash),
+    /// vars, and the guest mount points in order.
+    fn snapshot_key(&self, src: &Path, env: &[(String, String)], preopens: &[Preopen]) -> String {
+        let mut h = Sha256::new();
+        h.update(self.engine_hash());
+        h.update(src.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        for (k, v) in env {
+            h.update((k.len() as u64).to_le_bytes());
+            h.update(k);
+            h.update((v.len() as u64).to_le_bytes());
+            h.update(v);
+        }
+        for p in preopens {
+            h.update(p.guest.as_bytes());
+            h.update([0, u8::from(p.writable)]);
+        }
+        format!("js-{}", hex::encode(&h.finalize()[..16]))
+    }
+}

@@ -1,0 +1,240 @@
+//! JavaScript workers over HTTP. Every case of `tests/fixtures/js/cases.json` (the engine's own
+//! expectations, one per behaviour) is replayed against the real binary: each fixture worker is
+//! served as a catch-all so every case path reaches it, with its vars in a worker TOML.
+//! Load failures must stop the start with the file and message; handler failures must answer
+//! 500 and log the message with the worker's name.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use serde_json::Value;
+use wws_test_support::fixtures::{Project, module_cache_dir};
+use wws_test_support::wws::client;
+use wws_test_support::{Wws, workspace_root, wws_command};
+
+fn cases() -> Vec<Value> {
+    let path = workspace_root().join("tests/fixtures/js/cases.json");
+    let all: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    all["cases"].as_array().unwrap().clone()
+}
+
+/// Builds the bundled Hono app (npm packages at test time) once.
+fn hono_bundle() -> &'static std::path::Path {
+    static BUILT: OnceLock<std::path::PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = workspace_root().join("tests/fixtures/js/hono-app");
+        let status = Command::new(dir.join("build.sh")).status().unwrap();
+        assert!(status.success(), "building the Hono fixture app failed");
+        dir.join("dist/[...app].js")
+    })
+}
+
+fn worker_source(worker: &str) -> Vec<u8> {
+    if worker.starts_with("hono-app/") {
+        return std::fs::read(hono_bundle()).unwrap();
+    }
+    std::fs::read(workspace_root().join("tests/fixtures/js").join(worker)).unwrap()
+}
+
+fn project_for(worker: &str, env: &BTreeMap<String, String>) -> Project {
+    let p = Project::new();
+    p.file("[...path].js", worker_source(worker));
+    let mut toml = String::from("version = \"1\"\n[data.kv]\nnamespace = \"js\"\n[vars]\n");
+    for (k, v) in env {
+        toml.push_str(&format!("{} = {}\n", serde_json::to_string(k).unwrap(), serde_json::to_string(v).unwrap()));
+    }
+    p.file("[...path].toml", toml);
+    p
+}
+
+fn start(p: &Project) -> Result<Wws, String> {
+    Wws::builder(p.path())
+        .args(["--cache-dir"])
+        .args([module_cache_dir()])
+        .try_start()
+        .map_err(|(_, out)| out)
+}
+
+/// Replaces the engine tests' host with the server's real one.
+fn localize(v: &Value, base: &str) -> Value {
+    serde_json::from_str(&serde_json::to_string(v).unwrap().replace("http://localhost:8080", base)).unwrap()
+}
+
+fn check_case(wws: &Wws, case: &Value) -> Result<(), String> {
+    let name = case["name"].as_str().unwrap();
+    let req = &case["request"];
+    let expect = localize(&case["expect"], wws.url("").trim_end_matches('/'));
+    let path = req["path"].as_str().unwrap_or("/");
+    let method = reqwest::Method::from_bytes(req["method"].as_str().unwrap_or("GET").as_bytes()).unwrap();
+    let mut builder = client().request(method, wws.url(path));
+    if let Some(headers) = req["headers"].as_object() {
+        for (k, v) in headers {
+            builder = builder.header(k, v.as_str().unwrap());
+        }
+    }
+    if let Some(body) = req["body"].as_str() {
+        let bytes = if req["base64"].as_bool() == Some(true) {
+            base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+        } else {
+            body.as_bytes().to_vec()
+        };
+        builder = builder.body(bytes);
+    }
+    let resp = builder.send().map_err(|e| format!("{name}: {e}"))?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().unwrap().to_vec();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let fail = |what: String| Err(format!("{name}: {what}\n  status {status}, body {text:?}"));
+
+    if expect["exit"].as_i64() == Some(1) {
+        if status != 500 {
+            return fail("a failing handler must answer 500".into());
+        }
+    } else if status != expect["status"].as_u64().unwrap_or(200) as u16 {
+        return fail(format!("status: want {}", expect["status"]));
+    }
+    if let Some(want) = expect["body"].as_str()
+        && text != want
+    {
+        return fail(format!("body: want {want:?}"));
+    }
+    if let Some(want) = expect["base64"].as_str() {
+        let want = base64::engine::general_purpose::STANDARD.decode(want).unwrap();
+        if body != want {
+            return fail(format!("binary body: want {want:?}"));
+        }
+    }
+    if !expect["json"].is_null() {
+        let got: Value = serde_json::from_slice(&body).map_err(|e| format!("{name}: body is not JSON ({e}): {text}"))?;
+        if got != expect["json"] {
+            return fail(format!("json: want {}", expect["json"]));
+        }
+    }
+    if let Some(want) = expect["headers"].as_object() {
+        for (k, v) in want {
+            let got: Vec<&str> = headers.get_all(k.as_str()).iter().map(|v| v.to_str().unwrap_or("?")).collect();
+            let want: Vec<&str> = match v {
+                Value::Array(items) => items.iter().map(|i| i.as_str().unwrap()).collect(),
+                other => vec![other.as_str().unwrap()],
+            };
+            if got != want {
+                return fail(format!("header {k}: want {want:?}, got {got:?}"));
+            }
+        }
+    }
+    if let Some(lines) = expect["stderr"].as_array() {
+        // The server logs each stderr line as its own event, prefixed with the worker's name.
+        for line in lines.iter().flat_map(|l| l.as_str().unwrap().lines()) {
+            wws.wait_for_output(line.trim());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_engine_case_over_http() {
+    let mut by_worker: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for case in cases() {
+        // Cases that seed the namespace or route params from outside are engine-level; the KV
+        // and params tests below drive them through real requests instead.
+        if !case["request"]["kv"].is_null() || !case["request"]["params"].is_null() {
+            continue;
+        }
+        by_worker.entry(case["worker"].as_str().unwrap().to_string()).or_default().push(case);
+    }
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (worker, cases) in &by_worker {
+        let mut env = BTreeMap::new();
+        for case in cases {
+            if let Some(vars) = case["env"].as_object() {
+                for (k, v) in vars {
+                    env.insert(k.clone(), v.as_str().unwrap().to_string());
+                }
+            }
+        }
+        let p = project_for(worker, &env);
+        match start(&p) {
+            Ok(wws) => {
+                for case in cases {
+                    checked += 1;
+                    if let Err(e) = check_case(&wws, case) {
+                        failures.push(format!("{e}\n--- wws output ---\n{}", wws.output()));
+                    }
+                }
+            }
+            Err(out) => {
+                // Only a worker that cannot load may stop the start, and the error must say why.
+                for case in cases {
+                    checked += 1;
+                    let expect = &case["expect"];
+                    let all_in = expect["stderr"]
+                        .as_array()
+                        .map(|ls| ls.iter().all(|l| out.contains(l.as_str().unwrap())))
+                        .unwrap_or(false);
+                    if expect["exit"].as_i64() != Some(1) || !all_in {
+                        failures.push(format!("{}: the server did not start:\n{out}", case["name"]));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} cases ran");
+    assert!(failures.is_empty(), "{} of {checked} cases failed:\n{}", failures.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn syntax_error_stops_the_start_with_file_line_and_message() {
+    let p = Project::new();
+    p.file("api/broken.js", "addEventListener('fetch', (e) => {\n  e.respondWith(new Response('x')\n});\n");
+    let out = wws_command().arg(p.path()).args(["--port", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("api/broken.js:") && err.contains("SyntaxError"), "{err}");
+}
+
+#[test]
+fn kv_counter_params_and_vars_through_real_requests() {
+    let p = Project::new();
+    p.file("counter.js", worker_source("kv.js"));
+    p.file("counter.toml", "version = \"1\"\n[data.kv]\nnamespace = \"c\"\n");
+    p.file("users/[id].js", worker_source("params-plain.js"));
+    p.file("vars.js", worker_source("env-sw.js"));
+    p.file("vars.toml", "version = \"1\"\n[vars]\nMESSAGE = \"$WWS_TEST_JS_MESSAGE\"\n");
+    let wws = Wws::builder(p.path())
+        .args(["--cache-dir"])
+        .args([module_cache_dir()])
+        .env("WWS_TEST_JS_MESSAGE", "from the host")
+        .start();
+    for i in 1..=3 {
+        assert_eq!(wws.get_text("/counter", 200), i.to_string());
+    }
+    let put: Value = serde_json::from_str(&wws.get_text("/counter?op=put&key=k1&value=v1", 200)).unwrap();
+    assert_eq!(put["now"], "v1");
+    let got: Value = serde_json::from_str(&wws.get_text("/counter?op=get&key=k1", 200)).unwrap();
+    assert_eq!(got["value"], "v1");
+    wws.get_text("/counter?op=delete&key=k1", 200);
+    let got: Value = serde_json::from_str(&wws.get_text("/counter?op=get&key=k1", 200)).unwrap();
+    assert_eq!(got["missing"], true);
+    let params: Value = serde_json::from_str(&wws.get_text("/users/7", 200)).unwrap();
+    assert_eq!(params["id"], "7");
+    assert_eq!(wws.get_text("/vars", 200), "from the host");
+}
+
+#[test]
+fn an_infinite_loop_in_js_is_stopped() {
+    let p = Project::new();
+    p.file("spin.js", "addEventListener('fetch', (e) => { for (;;) {} });\n");
+    p.file("ok.js", "addEventListener('fetch', (e) => e.respondWith(new Response('ok')));\n");
+    let wws = Wws::builder(p.path())
+        .args(["--timeout-ms", "1000", "--cache-dir"])
+        .args([module_cache_dir()])
+        .start();
+    assert_eq!(wws.get("/spin").status(), 504);
+    assert_eq!(wws.get_text("/ok", 200), "ok");
+}
