@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # bench/run.sh: measure wws against a native hyper hello-world in one run (see bench/README.md).
 #
-#   bench/run.sh [--quick] [--record] [--no-build]
+#   bench/run.sh [--quick] [--record] [--no-build] [--duration S] [--runs N]
 #
-#   --quick     smoke run: 2 s per wrk run, fewer requests for the RSS figure, one warm start
-#   --record    rewrite the "Latest results" section of bench/README.md with this run
-#   --no-build  use the binaries and guests already built (fails if one is missing)
+#   --quick       smoke run: 2 s per wrk run, fewer requests for the RSS figure, one warm start
+#   --record      rewrite the "Latest results" section of bench/README.md with this run
+#   --no-build    use the binaries and guests already built (fails if one is missing)
+#   --duration S  seconds per measured wrk run (default 5)
+#   --runs N      measured runs per row, alternating within a batch (default 2)
 #
 # Builds wws (release), the native baseline and the guest hello workers, starts every server on
 # port 0 on 127.0.0.1, waits for its ready line, checks one response, warms it up, then runs wrk
@@ -29,15 +31,21 @@ WARM_STARTS=3     # warm starts in the startup figure (the median is reported)
 START_TIMEOUT=300 # seconds a server may take to print its ready line (first compile included)
 RECORD=0 BUILD=1
 
-for arg in "$@"; do
-  case $arg in
-    --quick) DURATION=2 RSS_TARGET=20000 RSS_CAP=15 WARM_STARTS=1 ;;
+SLICE=2           # seconds per wrk slice while counting requests for the RSS figure
+while (($#)); do
+  case $1 in
+    --quick) DURATION=2 RSS_TARGET=20000 RSS_CAP=15 WARM_STARTS=1 SLICE=1 ;;
     --record) RECORD=1 ;;
     --no-build) BUILD=0 ;;
-    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "bench: unknown option $arg (try --help)" >&2; exit 2 ;;
+    --duration) DURATION=${2:?--duration needs seconds}; shift ;;
+    --runs) RUNS=${2:?--runs needs a count}; shift ;;
+    -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
+  shift
 done
+[[ $DURATION =~ ^[1-9][0-9]*$ && $RUNS =~ ^[1-9][0-9]*$ ]] ||
+  { echo "bench: --duration and --runs take positive whole numbers" >&2; exit 2; }
 
 # The servers run as a user would start them: no WWS_* variables, default log level.
 unset RUST_LOG
@@ -301,11 +309,11 @@ if start_server rss "$WWS_READY" "$WWS" "$WORK/projects/rss" --port 0; then
   "${TOOLS[@]}" rss-point --results "$RESULTS" --pid "$P" --point "after 1k requests" --requests 1000
   served=1000 started=$SECONDS
   while ((served < RSS_TARGET && SECONDS - started < RSS_CAP)); do
-    wrk -t2 -c32 -d2s --timeout 10s -s "$BENCH/lib/report.lua" "$U/" >"$WORK/wrk.out" 2>&1 || break
+    wrk -t2 -c32 -d"${SLICE}s" --timeout 10s -s "$BENCH/lib/report.lua" "$U/" >"$WORK/wrk.out" 2>&1 || break
     n=$(sed -n 's/^BENCH-JSON .*"requests":\([0-9]*\).*/\1/p' "$WORK/wrk.out")
     served=$((served + ${n:-0}))
   done
-  "${TOOLS[@]}" rss-point --results "$RESULTS" --pid "$P" --point "after about $((RSS_TARGET / 1000))k requests" --requests "$served"
+  "${TOOLS[@]}" rss-point --results "$RESULTS" --pid "$P" --point "after the load (target $((RSS_TARGET / 1000))k)" --requests "$served"
   ((served >= RSS_TARGET)) || note rss "RSS growth" "only $served requests in ${RSS_CAP}s (target $RSS_TARGET)"
   stop_server "$P"
 else
