@@ -96,6 +96,9 @@ def check(case, out, err, code):
         if text not in err:
             problems.append(f"stderr lacks {text!r}")
     if expect.get("exit", 0) != 0:
+        file = case.get("file", case["worker"])
+        if not err.startswith(file + ":"):
+            problems.append(f"the error report should start with {file + ':'!r}")
         if out:
             problems.append(f"stdout should be empty, got {out[:200]!r}")
         return problems
@@ -124,7 +127,10 @@ def check(case, out, err, code):
         problems.append(f"body {output.get('data')!r}, expected {expect['body']!r}")
     if "json" in expect:
         try:
-            problems += list(subset(expect["json"], json.loads(output.get("data", "")), "json"))
+            got = json.loads(output.get("data", ""))
+            problems += list(subset(expect["json"], got, "json"))
+            if not problems and got != expect["json"]:
+                problems.append(f"json has more than expected: {json.dumps(got, ensure_ascii=False)[:300]}")
         except ValueError:
             problems.append(f"body is not JSON: {output.get('data')!r}")
     return problems
