@@ -102,16 +102,27 @@ stop_server() { kill "$1" 2>/dev/null || true; }
 WWS_READY='Start serving requests at (http://[^[:space:]]+)'
 NATIVE_READY='listening on (http://[^[:space:]]+)'
 
+# cpu_ticks PID: user + system CPU time of PID (all its threads) in clock ticks.
+cpu_ticks() {
+  local stat f
+  stat=$(<"/proc/$1/stat") || return 1
+  read -r -a f <<<"${stat##*) }" # fields from the 3rd on; utime and stime are the 14th and 15th
+  echo $((f[11] + f[12]))
+}
+
 # run_wrk SECTION BATCH LABEL CONNS URL PID [ROUND]: one measured run into the results file.
 run_wrk() {
-  local c=$4 t=$(($4 < 2 ? $4 : 2))
+  local c=$4 t=$(($4 < 2 ? $4 : 2)) before after ticks=()
+  before=$(cpu_ticks "$6" 2>/dev/null || true)
   wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s "$BENCH/lib/report.lua" "$5/" >"$WORK/wrk.out" 2>&1 || {
     echo "  wrk failed for $3:" >&2
     cat "$WORK/wrk.out" >&2
     return 1
   }
+  after=$(cpu_ticks "$6" 2>/dev/null || true)
+  [[ -n $before && -n $after ]] && ticks=(--cpu-ticks $((after - before)))
   "${TOOLS[@]}" wrk-record --out "$WORK/wrk.out" --results "$RESULTS" --section "$1" --batch "$2" \
-    --label "$3" --conns "$c" --pid "$6" --round "${7:-1}"
+    --label "$3" --conns "$c" --pid "$6" --round "${7:-1}" "${ticks[@]}"
 }
 
 warm_up() { wrk -t1 -c"$2" -d"${WARMUP}s" --timeout 10s "$1/" >/dev/null 2>&1 || true; }

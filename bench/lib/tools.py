@@ -119,11 +119,16 @@ def cmd_wrk_record(a):
         round=a.round,
         rps=r["requests"] / secs if secs > 0 else 0.0,
         rss_kib=rss_kib(a.pid) if a.pid else None,
+        # Server CPU (user + system, all threads) per request: less sensitive than RPS to wrk
+        # competing for the same CPUs.
+        cpu_us_per_req=(a.cpu_ticks * 1e6 / os.sysconf("SC_CLK_TCK") / r["requests"]
+                        if a.cpu_ticks is not None and r["requests"] else None),
         errors=sum(r[k] for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout")),
     )
     append(a.results, r)
     print(f"  {a.label:<28} c={a.conns:<3} {r['rps']:>10.0f} req/s  p50 {fmt_us(r['p50_us']):>9}"
-          f"  p99 {fmt_us(r['p99_us']):>9}  errors {r['errors']}", file=sys.stderr)
+          f"  p99 {fmt_us(r['p99_us']):>9}  CPU/req {fmt_cpu([r]):>8}  errors {r['errors']}",
+          file=sys.stderr)
 
 
 def cmd_note(a):
@@ -226,6 +231,14 @@ def fmt_rps(rps):
     return f"{rps / 1000:.1f}k" if rps >= 1000 else f"{rps:.0f}"
 
 
+def fmt_cpu(runs):
+    """Mean server CPU per request of the runs, or ? when it could not be read."""
+    xs = [r.get("cpu_us_per_req") for r in runs]
+    if any(x is None for x in xs):
+        return "?"
+    return fmt_us(mean(xs))
+
+
 def fmt_pct(pct):
     return f"{pct:.1f} %" if pct >= 1 else f"{pct:.3f} %"
 
@@ -257,8 +270,8 @@ def cmd_report(a):
         out.append("Each batch alternates its rows run by run (native, then each scenario, twice); "
                    "ratios divide by the mean of the native runs of the same batch.\n")
         out.append("| scenario | conns | RPS (mean) | RPS per run | p50 | p99 | RPS / native | "
-                   "p99 / native | server RSS | errors |")
-        out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+                   "p99 / native | server CPU / request | server RSS | errors |")
+        out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
         groups = rows_by_label(main)
         for (batch, label), runs in groups.items():
             native = groups.get((batch, "native hello"))
@@ -271,7 +284,7 @@ def cmd_report(a):
                 p99_ratio = f"{p99 / mean([r['p99_us'] for r in native]):.2f}×"
             out.append(f"| {label} | {runs[0]['conns']} | {fmt_rps(rps)} | "
                        f"{', '.join(fmt_rps(r['rps']) for r in runs)} | {fmt_us(p50)} | {fmt_us(p99)} | "
-                       f"{ratio} | {p99_ratio} | {fmt_kib(runs[-1]['rss_kib'])} | "
+                       f"{ratio} | {p99_ratio} | {fmt_cpu(runs)} | {fmt_kib(runs[-1]['rss_kib'])} | "
                        f"{sum(r['errors'] for r in runs)} |")
         out.append("")
 
@@ -292,14 +305,15 @@ def cmd_report(a):
         labels = [label for (_, label) in groups]
         base = mean([r["rps"] for r in groups[(cpu[0]["batch"], labels[-1])]])
         out.append(f"wws rust hello (SDK), alternating runs. Ratios are to `{labels[-1]}`.\n")
-        out.append("| config | conns | RPS (mean) | RPS per run | p50 | p99 | RPS ratio |")
-        out.append("|---|---:|---:|---|---:|---:|---:|")
+        out.append("| config | conns | RPS (mean) | RPS per run | p50 | p99 | RPS ratio | server CPU / request |")
+        out.append("|---|---:|---:|---|---:|---:|---:|---:|")
         for (_, label), runs in groups.items():
             rps = mean([r["rps"] for r in runs])
             out.append(f"| {label} | {runs[0]['conns']} | {fmt_rps(rps)} | "
                        f"{', '.join(fmt_rps(r['rps']) for r in runs)} | "
                        f"{fmt_us(mean([r['p50_us'] for r in runs]))} | "
-                       f"{fmt_us(mean([r['p99_us'] for r in runs]))} | {100 * rps / base:.1f} % |")
+                       f"{fmt_us(mean([r['p99_us'] for r in runs]))} | {100 * rps / base:.1f} % | "
+                       f"{fmt_cpu(runs)} |")
         out.append("")
 
     growth = [r for r in records if r["kind"] == "rss"]
@@ -380,6 +394,7 @@ def main():
     s.add_argument("--conns", type=int, required=True)
     s.add_argument("--round", type=int, default=1)
     s.add_argument("--pid", type=int, default=0)
+    s.add_argument("--cpu-ticks", type=int, default=None)
     s.set_defaults(func=cmd_wrk_record)
 
     s = sub.add_parser("note")
