@@ -62,7 +62,12 @@ cleanup() {
   local rc=$?
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  if ((rc == 0)); then rm -rf "$WORK"; else echo "bench: failed; logs kept in $LOGS" >&2; fi
+  if ((rc == 0)); then
+    rm -rf "$WORK"
+  else
+    rm -rf "$WORK/projects" # the interpreters are large; the logs say what happened
+    echo "bench: failed; logs kept in $LOGS" >&2
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
