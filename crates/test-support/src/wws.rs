@@ -197,15 +197,23 @@ impl Wws {
 
     /// Waits until the server has printed `needle` (e.g. a worker's log line).
     pub fn wait_for_output(&self, needle: &str) {
-        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        assert!(
+            self.output_within(needle, START_TIMEOUT),
+            "never printed {needle:?}:\n{}",
+            self.output()
+        );
+    }
+
+    /// Whether the server prints `needle` within `timeout`.
+    pub fn output_within(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
         while !self.output().contains(needle) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "never printed {needle:?}:\n{}",
-                self.output()
-            );
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
             std::thread::park_timeout(Duration::from_millis(5));
         }
+        true
     }
 
     /// Process id of the server.

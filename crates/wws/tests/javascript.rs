@@ -45,7 +45,11 @@ fn project_for(worker: &str, env: &BTreeMap<String, String>) -> Project {
     p.file("[...path].js", worker_source(worker));
     let mut toml = String::from("version = \"1\"\n[data.kv]\nnamespace = \"js\"\n[vars]\n");
     for (k, v) in env {
-        toml.push_str(&format!("{} = {}\n", serde_json::to_string(k).unwrap(), serde_json::to_string(v).unwrap()));
+        toml.push_str(&format!(
+            "{} = {}\n",
+            serde_json::to_string(k).unwrap(),
+            serde_json::to_string(v).unwrap()
+        ));
     }
     p.file("[...path].toml", toml);
     p
@@ -61,7 +65,12 @@ fn start(p: &Project) -> Result<Wws, String> {
 
 /// Replaces the engine tests' host with the server's real one.
 fn localize(v: &Value, base: &str) -> Value {
-    serde_json::from_str(&serde_json::to_string(v).unwrap().replace("http://localhost:8080", base)).unwrap()
+    serde_json::from_str(
+        &serde_json::to_string(v)
+            .unwrap()
+            .replace("http://localhost:8080", base),
+    )
+    .unwrap()
 }
 
 fn check_case(wws: &Wws, case: &Value) -> Result<(), String> {
@@ -69,7 +78,8 @@ fn check_case(wws: &Wws, case: &Value) -> Result<(), String> {
     let req = &case["request"];
     let expect = localize(&case["expect"], wws.url("").trim_end_matches('/'));
     let path = req["path"].as_str().unwrap_or("/");
-    let method = reqwest::Method::from_bytes(req["method"].as_str().unwrap_or("GET").as_bytes()).unwrap();
+    let method =
+        reqwest::Method::from_bytes(req["method"].as_str().unwrap_or("GET").as_bytes()).unwrap();
     let mut builder = client().request(method, wws.url(path));
     if let Some(headers) = req["headers"].as_object() {
         for (k, v) in headers {
@@ -78,7 +88,9 @@ fn check_case(wws: &Wws, case: &Value) -> Result<(), String> {
     }
     if let Some(body) = req["body"].as_str() {
         let bytes = if req["base64"].as_bool() == Some(true) {
-            base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap()
         } else {
             body.as_bytes().to_vec()
         };
@@ -104,20 +116,27 @@ fn check_case(wws: &Wws, case: &Value) -> Result<(), String> {
         return fail(format!("body: want {want:?}"));
     }
     if let Some(want) = expect["base64"].as_str() {
-        let want = base64::engine::general_purpose::STANDARD.decode(want).unwrap();
+        let want = base64::engine::general_purpose::STANDARD
+            .decode(want)
+            .unwrap();
         if body != want {
             return fail(format!("binary body: want {want:?}"));
         }
     }
     if !expect["json"].is_null() {
-        let got: Value = serde_json::from_slice(&body).map_err(|e| format!("{name}: body is not JSON ({e}): {text}"))?;
+        let got: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("{name}: body is not JSON ({e}): {text}"))?;
         if got != expect["json"] {
             return fail(format!("json: want {}", expect["json"]));
         }
     }
     if let Some(want) = expect["headers"].as_object() {
         for (k, v) in want {
-            let got: Vec<&str> = headers.get_all(k.as_str()).iter().map(|v| v.to_str().unwrap_or("?")).collect();
+            let got: Vec<&str> = headers
+                .get_all(k.as_str())
+                .iter()
+                .map(|v| v.to_str().unwrap_or("?"))
+                .collect();
             let want: Vec<&str> = match v {
                 Value::Array(items) => items.iter().map(|i| i.as_str().unwrap()).collect(),
                 other => vec![other.as_str().unwrap()],
@@ -130,7 +149,9 @@ fn check_case(wws: &Wws, case: &Value) -> Result<(), String> {
     if let Some(lines) = expect["stderr"].as_array() {
         // The server logs each stderr line as its own event, prefixed with the worker's name.
         for line in lines.iter().flat_map(|l| l.as_str().unwrap().lines()) {
-            wws.wait_for_output(line.trim());
+            if !wws.output_within(line.trim(), std::time::Duration::from_secs(10)) {
+                return fail(format!("log line {:?} never appeared", line.trim()));
+            }
         }
     }
     Ok(())
@@ -145,7 +166,10 @@ fn every_engine_case_over_http() {
         if !case["request"]["kv"].is_null() || !case["request"]["params"].is_null() {
             continue;
         }
-        by_worker.entry(case["worker"].as_str().unwrap().to_string()).or_default().push(case);
+        by_worker
+            .entry(case["worker"].as_str().unwrap().to_string())
+            .or_default()
+            .push(case);
     }
     let mut failures = Vec::new();
     let mut checked = 0;
@@ -178,34 +202,58 @@ fn every_engine_case_over_http() {
                         .map(|ls| ls.iter().all(|l| out.contains(l.as_str().unwrap())))
                         .unwrap_or(false);
                     if expect["exit"].as_i64() != Some(1) || !all_in {
-                        failures.push(format!("{}: the server did not start:\n{out}", case["name"]));
+                        failures.push(format!(
+                            "{}: the server did not start:\n{out}",
+                            case["name"]
+                        ));
                     }
                 }
             }
         }
     }
     assert!(checked > 40, "only {checked} cases ran");
-    assert!(failures.is_empty(), "{} of {checked} cases failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
 fn syntax_error_stops_the_start_with_file_line_and_message() {
     let p = Project::new();
-    p.file("api/broken.js", "addEventListener('fetch', (e) => {\n  e.respondWith(new Response('x')\n});\n");
-    let out = wws_command().arg(p.path()).args(["--port", "0"]).output().unwrap();
+    p.file(
+        "api/broken.js",
+        "addEventListener('fetch', (e) => {\n  e.respondWith(new Response('x')\n});\n",
+    );
+    let out = wws_command()
+        .arg(p.path())
+        .args(["--port", "0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("api/broken.js:") && err.contains("SyntaxError"), "{err}");
+    assert!(
+        err.contains("api/broken.js:") && err.contains("SyntaxError"),
+        "{err}"
+    );
 }
 
 #[test]
 fn kv_counter_params_and_vars_through_real_requests() {
     let p = Project::new();
     p.file("counter.js", worker_source("kv.js"));
-    p.file("counter.toml", "version = \"1\"\n[data.kv]\nnamespace = \"c\"\n");
+    p.file(
+        "counter.toml",
+        "version = \"1\"\n[data.kv]\nnamespace = \"c\"\n",
+    );
     p.file("users/[id].js", worker_source("params-plain.js"));
     p.file("vars.js", worker_source("env-sw.js"));
-    p.file("vars.toml", "version = \"1\"\n[vars]\nMESSAGE = \"$WWS_TEST_JS_MESSAGE\"\n");
+    p.file(
+        "vars.toml",
+        "version = \"1\"\n[vars]\nMESSAGE = \"$WWS_TEST_JS_MESSAGE\"\n",
+    );
     let wws = Wws::builder(p.path())
         .args(["--cache-dir"])
         .args([module_cache_dir()])
@@ -214,7 +262,8 @@ fn kv_counter_params_and_vars_through_real_requests() {
     for i in 1..=3 {
         assert_eq!(wws.get_text("/counter", 200), i.to_string());
     }
-    let put: Value = serde_json::from_str(&wws.get_text("/counter?op=put&key=k1&value=v1", 200)).unwrap();
+    let put: Value =
+        serde_json::from_str(&wws.get_text("/counter?op=put&key=k1&value=v1", 200)).unwrap();
     assert_eq!(put["now"], "v1");
     let got: Value = serde_json::from_str(&wws.get_text("/counter?op=get&key=k1", 200)).unwrap();
     assert_eq!(got["value"], "v1");
@@ -229,8 +278,14 @@ fn kv_counter_params_and_vars_through_real_requests() {
 #[test]
 fn an_infinite_loop_in_js_is_stopped() {
     let p = Project::new();
-    p.file("spin.js", "addEventListener('fetch', (e) => { for (;;) {} });\n");
-    p.file("ok.js", "addEventListener('fetch', (e) => e.respondWith(new Response('ok')));\n");
+    p.file(
+        "spin.js",
+        "addEventListener('fetch', (e) => { for (;;) {} });\n",
+    );
+    p.file(
+        "ok.js",
+        "addEventListener('fetch', (e) => e.respondWith(new Response('ok')));\n",
+    );
     let wws = Wws::builder(p.path())
         .args(["--timeout-ms", "1000", "--cache-dir"])
         .args([module_cache_dir()])
