@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use wws_repository::InstalledRuntime;
 use wws_worker::config::WorkerConfig;
-use wws_worker::{Code, Engine, Entrypoint, Preopen, Program};
+use wws_worker::{Code, Engine, Entrypoint, MAX_REQUESTS_ENV, Preopen, Program, REUSE_ENV};
 
 /// An installed runtime with its interpreter compiled once for all its workers.
 pub(crate) struct Installed {
@@ -63,6 +63,23 @@ impl Installed {
         Ok(self.module.get_or_init(|| module).clone())
     }
 
+    /// Requests per instance when this worker runs in reuse mode: the runtime declares `reuse`
+    /// in its index entry (`max_requests`, default 1000) and the worker's TOML does not say
+    /// `[runtime] reuse = false`.
+    fn reuse(&self, config: &WorkerConfig) -> Option<u64> {
+        let reuse = self.runtime.runtime.reuse.as_ref()?;
+        if config.reuse == Some(false) {
+            return None;
+        }
+        let max = reuse
+            .get("max_requests")
+            .and_then(|v| v.as_integer())
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1000);
+        Some(max)
+    }
+
     /// The program for the worker at `root/rel`.
     pub fn program(
         &self,
@@ -106,6 +123,13 @@ impl Installed {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         env.extend(config.vars.iter().cloned());
+        // Reuse mode is the host's decision, never a worker var: the wrapper and the host must
+        // agree on whether stdin carries one request or a stream of frames.
+        env.retain(|(k, _)| k != REUSE_ENV && k != MAX_REQUESTS_ENV);
+        if let Some(max_requests) = self.reuse(config) {
+            env.push((REUSE_ENV.to_string(), "1".to_string()));
+            env.push((MAX_REQUESTS_ENV.to_string(), max_requests.to_string()));
+        }
         let mut preopens = vec![Preopen {
             host: src,
             guest: "/src".into(),

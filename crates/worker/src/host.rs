@@ -144,7 +144,7 @@ struct LogState {
 const MAX_LINE: usize = 8 << 10;
 
 impl LogPipe {
-    fn new(worker: Arc<str>, cap: usize) -> Self {
+    pub(crate) fn new(worker: Arc<str>, cap: usize) -> Self {
         Self {
             worker,
             cap,
@@ -181,6 +181,16 @@ impl LogPipe {
         }
         st.logged += line.len() + 1;
         tracing::info!(target: "wws::worker", worker = %self.worker, "{}", String::from_utf8_lossy(&line).trim_end_matches('\r'));
+    }
+
+    /// Starts a new request's allowance of `cap` bytes (reuse mode: one pipe, many requests).
+    pub(crate) fn reset(&self) {
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        st.logged = 0;
+        st.truncated = false;
     }
 
     /// Logs a last line that had no newline.

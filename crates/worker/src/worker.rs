@@ -14,6 +14,7 @@ use crate::engine::{EPOCH_TICK, Engine};
 use crate::error::RunError;
 use crate::host::{self, ComponentHost, CoreHost, CpuBudget, HostState};
 use crate::program::{Code, Entrypoint, Preopen, Program};
+use crate::reuse;
 use crate::ruby;
 
 /// What one run produced: the worker's stdout, or why the run failed. Its stderr has already
@@ -28,6 +29,8 @@ pub struct Worker {
     args: Vec<String>,
     env: Vec<(String, String)>,
     preopens: Vec<Preopen>,
+    /// Live instances serving request after request (reuse mode), when the program asks for it.
+    pool: Option<reuse::Pool>,
 }
 
 enum Kind {
@@ -58,13 +61,41 @@ impl Worker {
         let name = program.name.clone();
         let kind = Self::link(engine, &program)
             .with_context(|| format!("cannot prepare worker {name}"))?;
+        let name: Arc<str> = name.into();
+        let pool = reuse::requested(&program.env).and_then(|max_requests| {
+            let (pre, driver) = match &kind {
+                Kind::Command(pre) => (pre.clone(), reuse::Driver::Command),
+                Kind::Ruby(pre, script, exports) => (
+                    pre.clone(),
+                    reuse::Driver::Ruby {
+                        script: script.clone(),
+                        exports: exports.clone(),
+                    },
+                ),
+                Kind::Reactor(_) | Kind::Component(_) => {
+                    tracing::warn!(worker = %name, "reuse mode needs a WASI command or the Ruby reactor; serving a fresh instance per request");
+                    return None;
+                }
+            };
+            let template = reuse::Template {
+                name: name.clone(),
+                engine: engine.clone(),
+                pre,
+                driver,
+                args: program.args.clone(),
+                env: program.env.clone(),
+                preopens: program.preopens.clone(),
+            };
+            Some(reuse::Pool::new(template, max_requests, reuse::default_instances()))
+        });
         Ok(Self {
-            name: name.into(),
+            name,
             engine: engine.clone(),
             kind,
             args: program.args,
             env: program.env,
             preopens: program.preopens,
+            pool,
         })
     }
 
@@ -160,6 +191,9 @@ impl Worker {
 
     /// Runs the worker once with `stdin` in a fresh instance.
     pub async fn run(&self, stdin: Bytes) -> RunOutput {
+        if let Some(pool) = &self.pool {
+            return pool.run(stdin).await;
+        }
         let Ok(_permit) = self.engine.slots().acquire().await else {
             return Err(RunError::Busy);
         };
