@@ -42,4 +42,3 @@ pub(crate) fn write(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<P
         Err(err) => Err(err).with_context(|| format!("cannot create {}", target.display())),
     }
 }
-

@@ -18,8 +18,10 @@ use wws_worker::wizer::{Preinit, PreinitError};
 use wws_worker::{Code, Engine, Entrypoint, Preopen, Program};
 
 /// The engine, built by `scripts/build-js-engine.sh` and checked by CI against its source.
-pub(crate) static ENGINE_WASM: &[u8] =
-    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../engines/js/dist/wws-js-engine.wasm"));
+pub(crate) static ENGINE_WASM: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../engines/js/dist/wws-js-engine.wasm"
+));
 
 /// The JS runtime of one process: the engine instrumented for snapshots, made on first use.
 #[derive(Default)]
@@ -33,12 +35,14 @@ impl JavaScript {
         if let Some(p) = self.preinit.get() {
             return Ok(p);
         }
-        let p = Preinit::new(engine, ENGINE_WASM).context("cannot prepare the JavaScript engine")?;
+        let p =
+            Preinit::new(engine, ENGINE_WASM).context("cannot prepare the JavaScript engine")?;
         Ok(self.preinit.get_or_init(|| p))
     }
 
     fn engine_hash(&self) -> &str {
-        self.engine_hash.get_or_init(|| hex::encode(Sha256::digest(ENGINE_WASM)))
+        self.engine_hash
+            .get_or_init(|| hex::encode(Sha256::digest(ENGINE_WASM)))
     }
 
     /// The program for the `.js` worker at `root/rel`: its pre-initialised snapshot.
@@ -51,14 +55,19 @@ impl JavaScript {
     ) -> anyhow::Result<Program> {
         let file = root.join(rel);
         let name = crate::display_name(rel);
-        let source = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let source =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let src = crate::generated::write(
             &root.join(".wws").join("workers").join("js"),
             &[("index.js".to_string(), source)],
         )?;
         let mut env = config.vars.clone();
         env.push(("WWS_WORKER_FILE".to_string(), name.clone()));
-        let mut preopens = vec![Preopen { host: src.clone(), guest: "/src".into(), writable: false }];
+        let mut preopens = vec![Preopen {
+            host: src.clone(),
+            guest: "/src".into(),
+            writable: false,
+        }];
         preopens.extend(crate::folder_preopens(config));
         let args = vec!["index.js".to_string()];
 
@@ -97,7 +106,11 @@ impl JavaScript {
     fn snapshot_key(&self, src: &Path, env: &[(String, String)], preopens: &[Preopen]) -> String {
         let mut h = Sha256::new();
         h.update(self.engine_hash());
-        h.update(src.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        h.update(
+            src.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
         for (k, v) in env {
             h.update((k.len() as u64).to_le_bytes());
             h.update(k);

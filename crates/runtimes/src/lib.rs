@@ -34,7 +34,10 @@ impl Runtimes {
             .into_iter()
             .map(|rt| Installed::new(rt).map(std::sync::Arc::new))
             .collect::<anyhow::Result<_>>()?;
-        Ok(Self { installed, js: javascript::JavaScript::default() })
+        Ok(Self {
+            installed,
+            js: javascript::JavaScript::default(),
+        })
     }
 
     /// File extensions (without dot) that are workers.

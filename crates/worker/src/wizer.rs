@@ -52,7 +52,12 @@ impl Preinit {
         let wizer = Wizer::new();
         let (cx, instrumented) = wizer.instrument(wasm)?;
         let instrumented = engine.module(&instrumented)?;
-        Ok(Self { engine: engine.clone(), wizer, cx, instrumented })
+        Ok(Self {
+            engine: engine.clone(),
+            wizer,
+            cx,
+            instrumented,
+        })
     }
 
     /// Runs `wizer-initialize` with this argv, environment and mounts, and returns the
@@ -72,10 +77,16 @@ impl Preinit {
             .args(args)
             .envs(env);
         for p in preopens {
-            let perms = if p.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            let perms = if p.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
             builder
                 .preopened_dir(&p.host, &p.guest, perms)
-                .map_err(|e| PreinitError::Host(anyhow::anyhow!("cannot mount {}: {e}", p.host.display())))?;
+                .map_err(|e| {
+                    PreinitError::Host(anyhow::anyhow!("cannot mount {}: {e}", p.host.display()))
+                })?;
         }
         let data = CoreHost {
             wasi: builder.build_p1(),
@@ -95,10 +106,19 @@ impl Preinit {
             .map_err(host_err)?;
         if let Err(err) = init.call_async(&mut store, ()).await {
             let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
-            return Err(PreinitError::Init { reason: format!("{err:#}"), stderr });
+            return Err(PreinitError::Init {
+                reason: format!("{err:#}"),
+                stderr,
+            });
         }
         self.wizer
-            .snapshot(&self.cx, &mut WasmtimeWizer { store: &mut store, instance })
+            .snapshot(
+                &self.cx,
+                &mut WasmtimeWizer {
+                    store: &mut store,
+                    instance,
+                },
+            )
             .await
             .map_err(host_err)
     }

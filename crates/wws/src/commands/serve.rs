@@ -77,7 +77,9 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     for route in routes.iter() {
         let file = root.join(&route.file);
         let config = WorkerConfig::load_for(&file, host_env)?;
-        let program = runtimes.program(&engine, root, &route.file, &config).await?;
+        let program = runtimes
+            .program(&engine, root, &route.file, &config)
+            .await?;
         let worker = Worker::prepare(&engine, program)?;
         endpoints.push(Endpoint {
             worker: Arc::new(worker),
