@@ -17,15 +17,17 @@ use crate::respond::{self, Body};
 impl App {
     /// Answers one request. Never fails: every problem becomes a status code.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let request_headers = req.headers().clone();
-        let mut resp = if self.cors.is_preflight(req.method(), req.headers()) {
+        if !self.cors.enabled() {
+            return self.route(req).await;
+        }
+        if self.cors.is_preflight(req.method(), req.headers()) {
             let mut resp = respond::simple(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
             resp.headers_mut()
                 .extend(self.cors.preflight(req.headers()));
             return resp;
-        } else {
-            self.route(req).await
-        };
+        }
+        let request_headers = req.headers().clone();
+        let mut resp = self.route(req).await;
         self.cors.decorate(&request_headers, resp.headers_mut());
         resp
     }

@@ -126,13 +126,13 @@ pub fn runtime_repository() -> &'static Path {
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
         let lock = std::fs::File::create(out.with_extension("lock")).unwrap();
         lock.lock().unwrap();
-        if !out.join("index.toml").exists() {
-            let status = Command::new(workspace_root().join("runtimes/build-repository.sh"))
-                .arg(&out)
-                .status()
-                .expect("runtimes/build-repository.sh must be runnable");
-            assert!(status.success(), "building the runtime repository failed");
-        }
+        // Always rerun: the builder is idempotent and works from its download cache, and a
+        // repository built from older polyfills must never be tested by mistake.
+        let status = Command::new(workspace_root().join("runtimes/build-repository.sh"))
+            .arg(&out)
+            .status()
+            .expect("runtimes/build-repository.sh must be runnable");
+        assert!(status.success(), "building the runtime repository failed");
         out
     })
 }
