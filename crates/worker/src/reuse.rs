@@ -26,6 +26,10 @@
 //! request whose frame a reused instance never read (it died between requests) is retried once
 //! on a fresh instance.
 //!
+//! Recycling never makes a request wait for an interpreter to start: an instance that reached
+//! `max_requests` keeps serving (as "retiring") until its replacement has booted, unless another
+//! instance is ready; requests prefer instances that have booted over ones still booting.
+//!
 //! The pool grows on demand up to its size (default: the number of CPU cores, at least 2) and
 //! one instance is started when the worker is prepared, so the first request is warm.
 //!
@@ -151,7 +155,7 @@ impl Pool {
         };
         let mut retried = false;
         loop {
-            let live = self.inner.idle().pop();
+            let live = self.inner.checkout();
             let live = live.unwrap_or_else(|| Live::start(&self.inner));
             let mut out = Checkout {
                 pool: &self.inner,
@@ -181,6 +185,26 @@ impl PoolInner {
     fn idle(&self) -> MutexGuard<'_, Vec<Live>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Takes the best idle instance: one that has booted and is not retiring, else one that has
+    /// booted, else one still booting. Instances that ended while idle are dropped.
+    fn checkout(&self) -> Option<Live> {
+        let mut idle = self.idle();
+        idle.retain(|live| !live.ended.load(Ordering::Acquire));
+        let pick = idle
+            .iter()
+            .rposition(|l| l.stdin.booted() && !l.retiring)
+            .or_else(|| idle.iter().rposition(|l| l.stdin.booted()))
+            .or_else(|| idle.len().checked_sub(1))?;
+        Some(idle.remove(pick))
+    }
+
+    /// Whether an idle instance other than a retiring one is ready to serve.
+    fn has_ready(&self) -> bool {
+        self.idle()
+            .iter()
+            .any(|l| l.stdin.booted() && !l.retiring && !l.ended.load(Ordering::Acquire))
+    }
 }
 
 /// An instance checked out by one request. Unless given back healthy, dropping it discards
@@ -191,15 +215,27 @@ struct Checkout<'a> {
 }
 
 impl Checkout<'_> {
+    /// Returns a healthy instance. One that has served `max_requests` is replaced; while its
+    /// replacement boots it keeps serving (as `retiring`) unless another instance is ready, so
+    /// recycling never makes a request wait for an interpreter to start.
     fn give_back(&mut self) {
-        if let Some(mut live) = self.live.take() {
-            live.served += 1;
-            if live.served < self.pool.max_requests {
-                self.pool.idle().push(live);
-            } else {
-                drop(live);
-                self.replace();
-            }
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        live.served += 1;
+        if live.served < self.pool.max_requests {
+            self.pool.idle().push(live);
+            return;
+        }
+        let ready = self.pool.has_ready();
+        if !live.retiring {
+            self.replace();
+        }
+        if ready {
+            drop(live);
+        } else {
+            live.retiring = true;
+            self.pool.idle().push(live);
         }
     }
 
@@ -234,6 +270,10 @@ struct Live {
     budget: Arc<Budget>,
     exit: Exit,
     served: u64,
+    /// It has served `max_requests`; its replacement is booting.
+    retiring: bool,
+    /// Set by the instance's task when the guest has ended.
+    ended: Arc<AtomicBool>,
 }
 
 enum Exit {
@@ -254,6 +294,8 @@ impl Live {
             budget: Arc::new(Budget::new(ticks_for(&t.engine))),
             exit: Exit::Running(rx),
             served: 0,
+            retiring: false,
+            ended: Arc::new(AtomicBool::new(false)),
         };
         let task = Instance {
             pool: pool.clone(),
@@ -262,8 +304,10 @@ impl Live {
             stderr: live.stderr.clone(),
             budget: live.budget.clone(),
         };
+        let ended = live.ended.clone();
         tokio::spawn(async move {
             let result = task.run().await;
+            ended.store(true, Ordering::Release);
             let _ = tx.send(result);
         });
         live
@@ -463,6 +507,8 @@ struct StdinState {
     /// Bytes written by the host so far, and bytes the guest read.
     pushed: u64,
     consumed: u64,
+    /// The guest has asked for input: its interpreter has booted and waits for requests.
+    asked: bool,
     wakers: Vec<Waker>,
 }
 
@@ -495,6 +541,12 @@ impl FrameStdin {
         }
     }
 
+    /// Whether the guest has booted far enough to read its first request.
+    fn booted(&self) -> bool {
+        let st = self.lock();
+        st.asked || st.consumed > 0
+    }
+
     fn consumed(&self) -> u64 {
         self.lock().consumed
     }
@@ -503,6 +555,7 @@ impl FrameStdin {
     fn take(&self, size: usize) -> Option<Bytes> {
         let mut st = self.lock();
         let Some(front) = st.chunks.front_mut() else {
+            st.asked = true;
             return st.closed.then(Bytes::new);
         };
         let out = if front.len() <= size {
@@ -519,6 +572,7 @@ impl FrameStdin {
         if st.closed || !st.chunks.is_empty() {
             return Poll::Ready(());
         }
+        st.asked = true;
         if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
             st.wakers.push(cx.waker().clone());
         }

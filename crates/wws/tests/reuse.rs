@@ -188,7 +188,21 @@ fn check(lang: &Lang) {
         .map(|_| wws.get_text("/global", 200).parse().unwrap())
         .collect();
     assert!(served.iter().any(|&n| n > 1), "{served:?}");
-    // ...and `[runtime] reuse = false` gives every request a fresh instance.
+    // ...until the instance is recycled after the runtime's `max_requests` (1000 in our index).
+    if lang.ext == "py" {
+        let mut previous = 0;
+        let mut recycled = false;
+        for _ in 0..1100 {
+            let n: u64 = wws.get_text("/global", 200).parse().unwrap();
+            recycled |= n < previous;
+            previous = n;
+        }
+        assert!(
+            recycled,
+            "no instance was recycled in 1100 requests (last {previous})"
+        );
+    }
+    // `[runtime] reuse = false` gives every request a fresh instance.
     for _ in 0..3 {
         assert_eq!(wws.get_text("/fresh", 200), "1");
     }
