@@ -124,7 +124,8 @@ pub(crate) struct Pool {
 }
 
 struct PoolInner {
-    template: Template,
+    /// Shared with the instances' tasks (which must not hold the pool: its idle list holds them).
+    template: Arc<Template>,
     max_requests: u64,
     /// One permit per instance the pool may hold: the requests served at once.
     permits: Semaphore,
@@ -135,7 +136,7 @@ impl Pool {
     /// A pool of up to `instances` live instances; starts one now when inside a tokio runtime.
     pub(crate) fn new(template: Template, max_requests: u64, instances: usize) -> Self {
         let inner = Arc::new(PoolInner {
-            template,
+            template: Arc::new(template),
             max_requests,
             permits: Semaphore::new(instances.max(1)),
             idle: Mutex::new(Vec::with_capacity(instances)),
@@ -298,7 +299,7 @@ impl Live {
             ended: Arc::new(AtomicBool::new(false)),
         };
         let task = Instance {
-            pool: pool.clone(),
+            template: pool.template.clone(),
             stdin: live.stdin.clone(),
             stdout: live.stdout.clone(),
             stderr: live.stderr.clone(),
@@ -401,7 +402,7 @@ impl Budget {
 
 /// The task side of one live instance.
 struct Instance {
-    pool: Arc<PoolInner>,
+    template: Arc<Template>,
     stdin: FrameStdin,
     stdout: FrameStdout,
     stderr: LogPipe,
@@ -410,7 +411,7 @@ struct Instance {
 
 impl Instance {
     async fn run(self) -> Result<(), RunError> {
-        let t = &self.pool.template;
+        let t = &self.template;
         let Ok(_slot) = t.engine.slots().clone().acquire_owned().await else {
             return Err(RunError::Busy);
         };
@@ -465,7 +466,7 @@ impl Instance {
     }
 
     fn classify(&self, outcome: wasmtime::Result<()>) -> Result<(), RunError> {
-        let limits = self.pool.template.engine.limits();
+        let limits = self.template.engine.limits();
         if let Some(failure) = self.stdout.take_failure() {
             return Err(match failure {
                 FrameError::TooLarge => RunError::OutputTooLarge(limits.max_output_bytes),
