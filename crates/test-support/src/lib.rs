@@ -12,7 +12,7 @@ pub mod fixtures;
 pub mod repo_server;
 pub mod wws;
 
-pub use wws::{Wws, WwsBuilder, wws_command};
+pub use wws::{Wws, WwsBuilder, assert_start_fails, wws_command};
 
 /// Root of the source tree (the folder holding the workspace `Cargo.toml`).
 pub fn workspace_root() -> std::path::PathBuf {

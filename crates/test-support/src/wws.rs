@@ -34,6 +34,22 @@ pub fn wws_command() -> Command {
     cmd
 }
 
+/// Starts `wws PROJECT --port 0`, expects it to exit with an error, and checks that its
+/// stderr names every needle (a file, a key, a reason). Returns the stderr.
+pub fn assert_start_fails(project: impl AsRef<std::ffi::OsStr>, needles: &[&str]) -> String {
+    let out = wws_command()
+        .arg(project)
+        .args(["--port", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "start should fail:\n{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "missing {n:?} in:\n{stderr}");
+    }
+    stderr
+}
+
 /// Options for starting a server.
 pub struct WwsBuilder {
     cmd: Command,

@@ -101,6 +101,15 @@ pub(crate) fn wasi_builder(
         .stderr(pipes.stderr.clone())
         .args(args)
         .envs(env);
+    add_preopens(&mut builder, preopens)?;
+    Ok((builder, pipes))
+}
+
+/// Mounts `preopens` in order (the order matters to snapshots: wasi-libc records the table).
+pub(crate) fn add_preopens(
+    builder: &mut WasiCtxBuilder,
+    preopens: &[Preopen],
+) -> anyhow::Result<()> {
     for p in preopens {
         let perms = if p.writable {
             FsPerms::ReadWrite
@@ -113,7 +122,7 @@ pub(crate) fn wasi_builder(
                 anyhow::anyhow!("cannot mount {} at {}: {err}", p.host.display(), p.guest)
             })?;
     }
-    Ok((builder, pipes))
+    Ok(())
 }
 
 /// The memory limiter of one store.

@@ -11,8 +11,8 @@
 
 use bytes::Bytes;
 use wasmtime::{Linker, Module};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wizer::{ModuleContext, WasmtimeWizer, Wizer};
 
 use crate::engine::Engine;
@@ -76,18 +76,7 @@ impl Preinit {
             .stderr(stderr.clone())
             .args(args)
             .envs(env);
-        for p in preopens {
-            let perms = if p.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            builder
-                .preopened_dir(&p.host, &p.guest, perms)
-                .map_err(|e| {
-                    PreinitError::Host(anyhow::anyhow!("cannot mount {}: {e}", p.host.display()))
-                })?;
-        }
+        host::add_preopens(&mut builder, preopens).map_err(PreinitError::Host)?;
         let data = CoreHost {
             wasi: builder.build_p1(),
             limits: host::store_limits(self.engine.limits()),

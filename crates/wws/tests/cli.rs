@@ -66,16 +66,9 @@ fn flags_from_environment_variables() {
 
 #[test]
 fn missing_project_folder_is_a_clear_error() {
-    let out = wws_command()
-        .arg("/definitely/not/here")
-        .args(["--port", "0"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("/definitely/not/here") && err.contains("does not exist"),
-        "{err}"
+    wws_test_support::assert_start_fails(
+        "/definitely/not/here",
+        &["/definitely/not/here", "does not exist"],
     );
 }
 

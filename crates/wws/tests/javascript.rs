@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use wws_test_support::fixtures::{Project, module_cache_dir};
 use wws_test_support::wws::client;
-use wws_test_support::{Wws, workspace_root, wws_command};
+use wws_test_support::{Wws, workspace_root};
 
 fn cases() -> Vec<Value> {
     let path = workspace_root().join("tests/fixtures/js/cases.json");
@@ -227,17 +227,7 @@ fn syntax_error_stops_the_start_with_file_line_and_message() {
         "api/broken.js",
         "addEventListener('fetch', (e) => {\n  e.respondWith(new Response('x')\n});\n",
     );
-    let out = wws_command()
-        .arg(p.path())
-        .args(["--port", "0"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("api/broken.js:") && err.contains("SyntaxError"),
-        "{err}"
-    );
+    wws_test_support::assert_start_fails(p.path(), &["api/broken.js:", "SyntaxError"]);
 }
 
 #[test]

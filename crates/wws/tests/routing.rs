@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use wws_test_support::fixtures::Project;
-use wws_test_support::{Wws, wws_command};
+use wws_test_support::Wws;
 
 fn params_project() -> Project {
     let p = Project::new();
@@ -92,17 +92,7 @@ fn two_files_on_one_route_stop_the_start_naming_both() {
     let p = Project::new();
     p.wasm("about.wasm", "hello");
     p.wasm("about/index.wasm", "hello");
-    let out = wws_command()
-        .arg(p.path())
-        .args(["--port", "0"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("about.wasm") && err.contains("about/index.wasm"),
-        "{err}"
-    );
+    wws_test_support::assert_start_fails(p.path(), &["about.wasm", "about/index.wasm"]);
 }
 
 #[test]

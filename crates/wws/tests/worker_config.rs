@@ -5,7 +5,7 @@
 
 use wws_test_support::fixtures::Project;
 use wws_test_support::wws::client;
-use wws_test_support::{Wws, wws_command};
+use wws_test_support::Wws;
 
 #[test]
 fn vars_with_host_substitution() {
@@ -76,16 +76,7 @@ fn folders_read_write_and_readonly() {
 }
 
 fn start_fails_with(p: &Project, needles: &[&str]) {
-    let out = wws_command()
-        .arg(p.path())
-        .args(["--port", "0"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "start should fail: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "missing {n:?} in: {stderr}");
-    }
+    wws_test_support::assert_start_fails(p.path(), needles);
 }
 
 #[test]
