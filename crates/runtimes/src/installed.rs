@@ -76,7 +76,7 @@ impl Installed {
             .and_then(|v| v.as_integer())
             .and_then(|n| u64::try_from(n).ok())
             .filter(|n| *n > 0)
-            .unwrap_or(1000);
+            .unwrap_or(wws_worker::DEFAULT_MAX_REQUESTS);
         Some(max)
     }
 
@@ -126,7 +126,8 @@ impl Installed {
         // Reuse mode is the host's decision, never a worker var: the wrapper and the host must
         // agree on whether stdin carries one request or a stream of frames.
         env.retain(|(k, _)| k != REUSE_ENV && k != MAX_REQUESTS_ENV);
-        if let Some(max_requests) = self.reuse(config) {
+        let reuse = self.reuse(config);
+        if let Some(max_requests) = reuse {
             env.push((REUSE_ENV.to_string(), "1".to_string()));
             env.push((MAX_REQUESTS_ENV.to_string(), max_requests.to_string()));
         }
@@ -143,6 +144,7 @@ impl Installed {
             args: meta.args.clone(),
             env,
             preopens,
+            reuse,
             ruby_script: Some(format!("load \"/src/{index}\"")),
         })
     }

@@ -97,6 +97,7 @@ impl JavaScript {
             args,
             env,
             preopens,
+            reuse: None,
             ruby_script: None,
         })
     }

@@ -17,6 +17,7 @@ pub fn program(file: &Path, rel: &Path, config: &WorkerConfig) -> anyhow::Result
         entrypoint: Entrypoint::Auto,
         env: config.vars.clone(),
         preopens: crate::folder_preopens(config),
+        reuse: None,
         ruby_script: None,
     })
 }

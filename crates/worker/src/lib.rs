@@ -1,7 +1,7 @@
 //! Runs WebAssembly workers: one shared wasmtime [`Engine`](engine::Engine) per process, a
 //! pre-linked [`Worker`] per file prepared at startup, and a fresh `Store` plus instance for
 //! every request, bounded by [`Limits`]. Interpreters whose wrapper can loop over requests
-//! (`WWS_REUSE=1`) are served by a pool of live instances instead (`reuse.rs`).
+//! (`Program::reuse`) are served by a pool of live instances instead (`reuse.rs`).
 //!
 //! This crate knows nothing of sockets or routes: it turns request bytes into response bytes.
 //! The JSON envelope workers speak on stdin/stdout lives in [`protocol`]; the per-worker
@@ -24,7 +24,7 @@ pub use engine::Engine;
 pub use error::RunError;
 pub use limits::Limits;
 pub use program::{Code, Entrypoint, Preopen, Program};
-pub use reuse::{MAX_REQUESTS_ENV, REUSE_ENV};
+pub use reuse::{DEFAULT_MAX_REQUESTS, MAX_REQUESTS_ENV, REUSE_ENV};
 pub use worker::{RunOutput, Worker};
 
 /// Re-exported so other crates (snapshots, drivers) use exactly the same wasmtime.

@@ -81,6 +81,10 @@ pub struct Program {
     pub env: Vec<(String, String)>,
     /// Mounted folders.
     pub preopens: Vec<Preopen>,
+    /// Reuse mode: serve many requests from one live instance, recycled after this many
+    /// (`crates/worker/src/reuse.rs`). `None`: a fresh instance per request. The host decides
+    /// this, never the worker's environment; the guest is told through `WWS_REUSE=1`.
+    pub reuse: Option<u64>,
     /// Script the Ruby driver evaluates (`load "/src/index.rb"`); unused by other entrypoints.
     pub ruby_script: Option<String>,
 }

@@ -96,20 +96,6 @@ pub(crate) struct Template {
     pub preopens: Vec<Preopen>,
 }
 
-/// Whether `env` asks for reuse mode, and with how many requests per instance.
-pub(crate) fn requested(env: &[(String, String)]) -> Option<u64> {
-    let value = |key: &str| env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v);
-    if value(REUSE_ENV).map(String::as_str) != Some("1") {
-        return None;
-    }
-    Some(
-        value(MAX_REQUESTS_ENV)
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(DEFAULT_MAX_REQUESTS),
-    )
-}
-
 /// The default number of live instances per worker: one per CPU core, at least 2.
 pub(crate) fn default_instances() -> usize {
     std::thread::available_parallelism()
@@ -891,25 +877,5 @@ mod tests {
         assert!(stdin.take(10).is_none());
         stdin.close();
         assert_eq!(stdin.take(10).as_deref(), Some(&b""[..]));
-    }
-
-    #[test]
-    fn reuse_is_asked_by_the_environment() {
-        let env = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(requested(&env(&[])), None);
-        assert_eq!(requested(&env(&[(REUSE_ENV, "0")])), None);
-        assert_eq!(
-            requested(&env(&[(REUSE_ENV, "1")])),
-            Some(DEFAULT_MAX_REQUESTS)
-        );
-        assert_eq!(
-            requested(&env(&[(REUSE_ENV, "1"), (MAX_REQUESTS_ENV, "7")])),
-            Some(7)
-        );
     }
 }

@@ -62,7 +62,7 @@ impl Worker {
         let kind = Self::link(engine, &program)
             .with_context(|| format!("cannot prepare worker {name}"))?;
         let name: Arc<str> = name.into();
-        let pool = reuse::requested(&program.env).and_then(|max_requests| {
+        let pool = program.reuse.and_then(|max_requests| {
             let (pre, driver) = match &kind {
                 Kind::Command(pre) => (pre.clone(), reuse::Driver::Command),
                 Kind::Ruby(pre, script, exports) => (

@@ -2,8 +2,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
-use wws_test_support::fixtures::Project;
 use wws_test_support::Wws;
+use wws_test_support::fixtures::Project;
 
 fn params_project() -> Project {
     let p = Project::new();

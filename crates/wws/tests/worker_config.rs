@@ -3,9 +3,9 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+use wws_test_support::Wws;
 use wws_test_support::fixtures::Project;
 use wws_test_support::wws::client;
-use wws_test_support::Wws;
 
 #[test]
 fn vars_with_host_substitution() {
@@ -13,7 +13,7 @@ fn vars_with_host_substitution() {
     p.wasm("vars.wasm", "vars");
     p.file(
         "vars.toml",
-        "name = \"vars\"\nversion = \"1\"\n[vars]\nGREETING = \"hi\"\nTOKEN = \"$WWS_TEST_SECRET\"\n",
+        "name = \"vars\"\nversion = \"1\"\n[vars]\nGREETING = \"hi\"\nTOKEN = \"$WWS_TEST_SECRET\"\nWWS_REUSE = \"1\"\n",
     );
     let wws = Wws::builder(p.path())
         .env("WWS_TEST_SECRET_UNUSED", "x")
@@ -22,6 +22,8 @@ fn vars_with_host_substitution() {
     let vars: serde_json::Value = serde_json::from_str(&wws.get_text("/vars", 200)).unwrap();
     assert_eq!(vars["GREETING"], "hi");
     assert_eq!(vars["TOKEN"], "s3cr3t");
+    // Only the host decides reuse mode: a worker var of that name is just a var.
+    assert_eq!(vars["WWS_REUSE"], "1");
     // The host environment is not passed through otherwise.
     assert!(
         vars.get("PATH").is_none() && vars.get("WWS_TEST_SECRET").is_none(),
