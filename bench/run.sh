@@ -141,6 +141,11 @@ if ! command -v wrk >/dev/null; then
 fi
 WRK_VERSION=$(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2 || true)
 
+# The source the binaries are built from (others may commit while the benchmark runs).
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || COMMIT="$COMMIT + uncommitted changes"
+((BUILD)) || COMMIT="$COMMIT (binaries not rebuilt by this run)"
+
 WWS=$TARGET/release/wws
 NATIVE=$BENCH_TARGET/release/native-hello
 GUESTS=$TARGET/guest-fixtures/wasm32-wasip1/release
@@ -343,9 +348,7 @@ MACHINE="$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | s
 printf '\n## wws benchmark (%s)\n\nMachine: %s; %s.\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$MACHINE" "$WRK_VERSION"
 cat "$WORK/report.md"
 if ((RECORD)); then
-  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || commit="$commit + uncommitted changes"
   "${TOOLS[@]}" record --readme "$BENCH/README.md" --report "$WORK/report.md" \
-    --command "bench/run.sh ${ARGS[*]}" --commit "$commit" --wrk "$WRK_VERSION"
+    --command "bench/run.sh ${ARGS[*]}" --commit "$COMMIT" --wrk "$WRK_VERSION"
   echo "recorded in bench/README.md" >&2
 fi
