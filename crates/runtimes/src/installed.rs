@@ -4,6 +4,11 @@
 //! mounted read-only at `/src`, argv is the runtime's `args`, and the environment is the
 //! runtime's `envs` (the original ignored them) followed by the worker's own vars.
 //!
+//! Ruby workers (`entrypoint = "ruby-wasm-reactor"`) run from a pre-initialised snapshot of
+//! the interpreter taken with the worker's argv, env and mounts (`wws_worker::ruby_snapshot`),
+//! so no instance boots Ruby itself; if the snapshot cannot be taken, the plain interpreter
+//! runs and boots per instance.
+//!
 //! The generated folder is named after the SHA-256 of its contents and written to a temporary
 //! folder first, then renamed: identical workers share it, and a crash never leaves a half
 //! written one that a later start would trust.
@@ -12,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use sha2::{Digest, Sha256};
 use wws_repository::InstalledRuntime;
 use wws_worker::config::WorkerConfig;
 use wws_worker::{Code, Engine, Entrypoint, MAX_REQUESTS_ENV, Preopen, Program, REUSE_ENV};
@@ -21,6 +27,7 @@ pub(crate) struct Installed {
     pub runtime: InstalledRuntime,
     entrypoint: Entrypoint,
     module: std::sync::OnceLock<wws_worker::wasmtime::Module>,
+    sha256: std::sync::OnceLock<String>,
 }
 
 impl Installed {
@@ -32,6 +39,7 @@ impl Installed {
             runtime,
             entrypoint,
             module: std::sync::OnceLock::new(),
+            sha256: std::sync::OnceLock::new(),
         })
     }
 
@@ -40,20 +48,54 @@ impl Installed {
         &self.runtime.runtime.extensions
     }
 
-    fn module(&self, engine: &Engine) -> anyhow::Result<wws_worker::wasmtime::Module> {
-        if let Some(m) = self.module.get() {
-            return Ok(m.clone());
-        }
+    fn interpreter(&self) -> anyhow::Result<Vec<u8>> {
         let meta = &self.runtime.runtime;
         let path = self.runtime.file(&meta.binary);
-        let bytes = std::fs::read(&path).with_context(|| {
+        std::fs::read(&path).with_context(|| {
             format!(
                 "cannot read the {} {} interpreter at {}; reinstall it with `wws runtimes install`",
                 meta.name,
                 meta.version,
                 path.display()
             )
-        })?;
+        })
+    }
+
+    /// SHA-256 of the interpreter, read once per process (it names its snapshots).
+    fn interpreter_sha256(&self) -> anyhow::Result<&str> {
+        if let Some(h) = self.sha256.get() {
+            return Ok(h);
+        }
+        let h = hex::encode(Sha256::digest(self.interpreter()?));
+        Ok(self.sha256.get_or_init(|| h))
+    }
+
+    /// The Ruby interpreter pre-initialised for these argv, env and mounts.
+    fn ruby_snapshot(
+        &self,
+        engine: &Engine,
+        args: &[String],
+        env: &[(String, String)],
+        preopens: &[Preopen],
+    ) -> anyhow::Result<Code> {
+        let sha = self.interpreter_sha256()?;
+        let bytes = wws_worker::ruby_snapshot::snapshot(
+            engine,
+            sha,
+            || self.interpreter(),
+            args,
+            env,
+            preopens,
+        )?;
+        Ok(Code::Bytes(bytes.into()))
+    }
+
+    fn module(&self, engine: &Engine) -> anyhow::Result<wws_worker::wasmtime::Module> {
+        if let Some(m) = self.module.get() {
+            return Ok(m.clone());
+        }
+        let meta = &self.runtime.runtime;
+        let bytes = self.interpreter()?;
         let module = engine.module(&bytes).with_context(|| {
             format!(
                 "cannot compile the {} {} interpreter",
@@ -137,9 +179,31 @@ impl Installed {
             writable: false,
         }];
         preopens.extend(crate::folder_preopens(config));
+        let name = crate::display_name(rel);
+        let snapshot = match self.entrypoint {
+            Entrypoint::RubyReactor => {
+                match self.ruby_snapshot(engine, &meta.args, &env, &preopens) {
+                    Ok(code) => Some(code),
+                    Err(err) => {
+                        tracing::warn!(
+                            worker = %name,
+                            "cannot pre-initialise {} {}, each instance boots it instead: {err:#}",
+                            meta.name,
+                            meta.version
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let code = match snapshot {
+            Some(code) => code,
+            None => Code::Module(self.module(engine)?),
+        };
         Ok(Program {
-            name: crate::display_name(rel),
-            code: Code::Module(self.module(engine)?),
+            name,
+            code,
             entrypoint: self.entrypoint,
             args: meta.args.clone(),
             env,

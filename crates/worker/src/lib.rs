@@ -17,6 +17,7 @@ mod program;
 pub mod protocol;
 mod reuse;
 mod ruby;
+pub mod ruby_snapshot;
 pub mod wizer;
 mod worker;
 

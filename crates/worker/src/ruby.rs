@@ -88,24 +88,11 @@ pub(crate) async fn run(
         instance.get_typed_func(&mut *store, "cabi_realloc")?;
     let eval: TypedFunc<(i32, i32), i32> = instance.get_typed_func(&mut *store, &exports.eval)?;
 
-    if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
-        init.call_async(&mut *store, ()).await?;
-        let ruby_init: TypedFunc<(i32, i32), ()> =
-            instance.get_typed_func(&mut *store, &exports.init)?;
-        let mut pairs = Vec::with_capacity(args.len() * 8);
-        for arg in args {
-            let ptr = write_str(store, &memory, &realloc, arg, true).await?;
-            pairs.extend_from_slice(&ptr.to_le_bytes());
-            pairs.extend_from_slice(&(arg.len() as u32).to_le_bytes());
-        }
-        let list = alloc(store, &realloc, 4, pairs.len()).await?;
-        memory.write(&mut *store, list as usize, &pairs)?;
-        ruby_init
-            .call_async(&mut *store, (list, args.len() as i32))
-            .await?;
-        let loadpath: TypedFunc<(), ()> =
-            instance.get_typed_func(&mut *store, &exports.loadpath)?;
-        loadpath.call_async(&mut *store, ()).await?;
+    if instance
+        .get_typed_func::<(), ()>(&mut *store, "_initialize")
+        .is_ok()
+    {
+        init(store, instance, exports, args).await?;
     }
 
     let state = eval_string(store, &memory, &realloc, &eval, script).await?;
@@ -131,6 +118,38 @@ pub(crate) async fn run(
         bail!("the Ruby worker raised an exception (state {state}); see its stderr");
     }
     Ok(())
+}
+
+/// Boots the interpreter: `_initialize`, `ruby-init(args)`, `ruby-init-loadpath()`. Run per
+/// instance, or once by the snapshotter (`wizer.rs`), whose snapshot then skips it.
+pub(crate) async fn init(
+    store: &mut Store<CoreHost>,
+    instance: &Instance,
+    exports: &Exports,
+    args: &[String],
+) -> wasmtime::Result<()> {
+    let memory = instance
+        .get_memory(&mut *store, "memory")
+        .ok_or_else(|| format_err!("ruby.wasm exports no memory"))?;
+    let realloc: TypedFunc<(i32, i32, i32, i32), i32> =
+        instance.get_typed_func(&mut *store, "cabi_realloc")?;
+    let init: TypedFunc<(), ()> = instance.get_typed_func(&mut *store, "_initialize")?;
+    init.call_async(&mut *store, ()).await?;
+    let ruby_init: TypedFunc<(i32, i32), ()> =
+        instance.get_typed_func(&mut *store, &exports.init)?;
+    let mut pairs = Vec::with_capacity(args.len() * 8);
+    for arg in args {
+        let ptr = write_str(store, &memory, &realloc, arg, true).await?;
+        pairs.extend_from_slice(&ptr.to_le_bytes());
+        pairs.extend_from_slice(&(arg.len() as u32).to_le_bytes());
+    }
+    let list = alloc(store, &realloc, 4, pairs.len()).await?;
+    memory.write(&mut *store, list as usize, &pairs)?;
+    ruby_init
+        .call_async(&mut *store, (list, args.len() as i32))
+        .await?;
+    let loadpath: TypedFunc<(), ()> = instance.get_typed_func(&mut *store, &exports.loadpath)?;
+    loadpath.call_async(&mut *store, ()).await
 }
 
 async fn eval_string(

@@ -4,13 +4,17 @@
 //! The JS engine uses it to parse, compile and evaluate a worker's script once instead of on
 //! every request (toolchain notes §2.4: 28 ms → 0.3 ms per request for a 546 KB worker).
 //!
-//! [`Preinit`] instruments and compiles the module once; [`Preinit::snapshot`] then takes one
-//! snapshot per worker. Snapshots are taken with exactly the guest preopens, in the same order,
+//! [`Snapshotter`] instruments and compiles the module once; [`Snapshotter::snapshot`] then
+//! takes one snapshot per worker. Snapshots are taken with exactly the guest preopens, in the same order,
 //! that requests will get: wasi-libc records its preopen table in memory, so a snapshot taken
 //! with other mounts would look for files in the wrong place.
+//!
+//! Ruby uses the same mechanism with a different initialisation ([`Snapshotter::snapshot_ruby`],
+//! `ruby_snapshot.rs`): the interpreter's own `_initialize`, `ruby-init` and
+//! `ruby-init-loadpath` run once, and requests only evaluate the worker's script.
 
 use bytes::Bytes;
-use wasmtime::{Linker, Module};
+use wasmtime::{Instance, Linker, Module, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wizer::{ModuleContext, WasmtimeWizer, Wizer};
@@ -22,12 +26,21 @@ use crate::program::Preopen;
 /// Largest stderr kept from an initialisation, for its error message.
 const INIT_STDERR: usize = 64 << 10;
 
-/// A module instrumented for snapshots, compiled once.
-pub struct Preinit {
+/// A module instrumented for snapshots, compiled once. It borrows the original module's
+/// bytes (`'static` for the embedded JS engine, a local buffer for an installed interpreter).
+pub struct Snapshotter<'a> {
     engine: Engine,
     wizer: Wizer,
-    cx: ModuleContext<'static>,
+    cx: ModuleContext<'a>,
     instrumented: Module,
+}
+
+/// How a snapshot's initialisation runs: the one difference between the JS engine and Ruby.
+enum Init<'s> {
+    /// Call the module's exported `wizer-initialize`.
+    WizerInitialize,
+    /// The ruby.wasm reactor: `_initialize`, `ruby-init(args)`, `ruby-init-loadpath`.
+    Ruby(&'s crate::ruby::Exports),
 }
 
 /// Why a snapshot could not be taken.
@@ -46,9 +59,13 @@ pub enum PreinitError {
     Host(anyhow::Error),
 }
 
-impl Preinit {
-    /// Prepares `wasm` (which must export `wizer-initialize`) for snapshots.
-    pub fn new(engine: &Engine, wasm: &'static [u8]) -> anyhow::Result<Self> {
+/// A snapshotter of a module embedded in the binary (the JS engine), kept for the process.
+pub type Preinit = Snapshotter<'static>;
+
+impl<'a> Snapshotter<'a> {
+    /// Prepares `wasm` for snapshots: it must export `wizer-initialize` (for
+    /// [`Self::snapshot`]) or be the ruby.wasm reactor (for [`Self::snapshot_ruby`]).
+    pub fn new(engine: &Engine, wasm: &'a [u8]) -> anyhow::Result<Self> {
         let wizer = Wizer::new();
         let (cx, instrumented) = wizer.instrument(wasm)?;
         let instrumented = engine.module(&instrumented)?;
@@ -68,6 +85,34 @@ impl Preinit {
         env: &[(String, String)],
         preopens: &[Preopen],
     ) -> Result<Vec<u8>, PreinitError> {
+        self.snapshot_with(args, env, preopens, Init::WizerInitialize)
+            .await
+    }
+
+    /// Initialises the ruby.wasm interpreter with this argv, environment and mounts, and
+    /// returns the initialised module, which no longer exports `_initialize`.
+    pub async fn snapshot_ruby(
+        &self,
+        args: &[String],
+        env: &[(String, String)],
+        preopens: &[Preopen],
+    ) -> Result<Vec<u8>, PreinitError> {
+        let exports = crate::ruby::Exports::find(&self.instrumented).ok_or_else(|| {
+            PreinitError::Host(anyhow::anyhow!(
+                "the module does not export ruby-init, ruby-init-loadpath and rb-eval-string-protect"
+            ))
+        })?;
+        self.snapshot_with(args, env, preopens, Init::Ruby(&exports))
+            .await
+    }
+
+    async fn snapshot_with(
+        &self,
+        args: &[String],
+        env: &[(String, String)],
+        preopens: &[Preopen],
+        how: Init<'_>,
+    ) -> Result<Vec<u8>, PreinitError> {
         let host_err = |e: wasmtime::Error| PreinitError::Host(anyhow::Error::from(e));
         let stderr = MemoryOutputPipe::new(INIT_STDERR);
         let mut builder = WasiCtxBuilder::new();
@@ -86,14 +131,18 @@ impl Preinit {
         let mut store = crate::worker::new_store(&self.engine, data);
         let mut linker = Linker::<CoreHost>::new(self.engine.wasmtime());
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi).map_err(host_err)?;
+        if let Init::Ruby(_) = how {
+            // As at run time (`Worker::link_module`): the JS-interop imports link as traps.
+            crate::ruby::add_to_linker(&mut linker).map_err(host_err)?;
+            linker
+                .define_unknown_imports_as_traps(&self.instrumented)
+                .map_err(host_err)?;
+        }
         let instance = linker
             .instantiate_async(&mut store, &self.instrumented)
             .await
             .map_err(host_err)?;
-        let init = instance
-            .get_typed_func::<(), ()>(&mut store, self.wizer.get_init_func())
-            .map_err(host_err)?;
-        if let Err(err) = init.call_async(&mut store, ()).await {
+        if let Err(err) = self.initialize(&mut store, &instance, how, args).await {
             let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
             return Err(PreinitError::Init {
                 reason: format!("{err:#}"),
@@ -110,5 +159,22 @@ impl Preinit {
             )
             .await
             .map_err(host_err)
+    }
+
+    async fn initialize(
+        &self,
+        store: &mut Store<CoreHost>,
+        instance: &Instance,
+        how: Init<'_>,
+        args: &[String],
+    ) -> wasmtime::Result<()> {
+        match how {
+            Init::WizerInitialize => {
+                let init =
+                    instance.get_typed_func::<(), ()>(&mut *store, self.wizer.get_init_func())?;
+                init.call_async(&mut *store, ()).await
+            }
+            Init::Ruby(exports) => crate::ruby::init(store, instance, exports, args).await,
+        }
     }
 }
