@@ -152,6 +152,35 @@ pub(crate) async fn init(
     loadpath.call_async(&mut *store, ()).await
 }
 
+/// Evaluates `code` after [`init`] (e.g. `require 'json'` for a snapshot); an exception fails
+/// with Ruby's own message.
+pub(crate) async fn eval(
+    store: &mut Store<CoreHost>,
+    instance: &Instance,
+    exports: &Exports,
+    code: &str,
+) -> wasmtime::Result<()> {
+    let memory = instance
+        .get_memory(&mut *store, "memory")
+        .ok_or_else(|| format_err!("ruby.wasm exports no memory"))?;
+    let realloc: TypedFunc<(i32, i32, i32, i32), i32> =
+        instance.get_typed_func(&mut *store, "cabi_realloc")?;
+    let eval: TypedFunc<(i32, i32), i32> = instance.get_typed_func(&mut *store, &exports.eval)?;
+    let state = eval_string(store, &memory, &realloc, &eval, code).await?;
+    if state != 0 {
+        let _ = eval_string(
+            store,
+            &memory,
+            &realloc,
+            &eval,
+            "$stderr.puts $!.full_message(highlight: false); STDERR.flush",
+        )
+        .await;
+        bail!("Ruby raised an exception (state {state}) evaluating {code:?}; see its stderr");
+    }
+    Ok(())
+}
+
 async fn eval_string(
     store: &mut Store<CoreHost>,
     memory: &Memory,

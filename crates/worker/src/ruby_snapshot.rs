@@ -3,6 +3,9 @@
 //! per instance; from the snapshot a fresh request takes a few milliseconds (toolchain notes
 //! §3.5). The Ruby driver (`ruby.rs`) skips the boot when the module has no `_initialize`.
 //!
+//! The snapshot also has `json` and `rbconfig` loaded ([`PRELOAD`]), which our wrapper needs
+//! for every worker.
+//!
 //! A snapshot freezes what the boot saw, so it is taken per worker with exactly what its
 //! requests get, and cached under all of it:
 //! - argv (`ruby-init(args)`);
@@ -22,6 +25,11 @@ use crate::engine::Engine;
 use crate::program::Preopen;
 use crate::wizer::{PreinitError, Snapshotter};
 
+/// Libraries evaluated into every snapshot: our Ruby wrapper (`runtimes/ruby/poly.rb`) loads
+/// them for every worker, and loading them per request cost most of a fresh request's time.
+/// Both are idempotent `require`s, so a wrapper that loads them again is unaffected.
+const PRELOAD: &str = "require 'rbconfig'; require 'json'";
+
 /// Version of the snapshot format in cache keys: a different Wizer may snapshot differently.
 const SNAPSHOT_FORMAT: &str = "wasmtime-wizer-48.0.8";
 
@@ -38,6 +46,7 @@ pub fn snapshot_key(
         h.update(bytes);
     };
     field(SNAPSHOT_FORMAT.as_bytes());
+    field(PRELOAD.as_bytes());
     field(interpreter_sha256.as_bytes());
     field(&(args.len() as u64).to_le_bytes());
     for arg in args {
@@ -84,7 +93,7 @@ pub fn snapshot(
                 rt.block_on(async {
                     let preinit = Snapshotter::new(engine, &wasm)?;
                     preinit
-                        .snapshot_ruby(args, env, preopens)
+                        .snapshot_ruby(args, env, preopens, PRELOAD)
                         .await
                         .map_err(|err| match err {
                             PreinitError::Init { .. } => {

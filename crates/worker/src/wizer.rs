@@ -39,8 +39,9 @@ pub struct Snapshotter<'a> {
 enum Init<'s> {
     /// Call the module's exported `wizer-initialize`.
     WizerInitialize,
-    /// The ruby.wasm reactor: `_initialize`, `ruby-init(args)`, `ruby-init-loadpath`.
-    Ruby(&'s crate::ruby::Exports),
+    /// The ruby.wasm reactor: `_initialize`, `ruby-init(args)`, `ruby-init-loadpath`, then
+    /// evaluate the preload code.
+    Ruby(&'s crate::ruby::Exports, &'s str),
 }
 
 /// Why a snapshot could not be taken.
@@ -89,20 +90,22 @@ impl<'a> Snapshotter<'a> {
             .await
     }
 
-    /// Initialises the ruby.wasm interpreter with this argv, environment and mounts, and
-    /// returns the initialised module, which no longer exports `_initialize`.
+    /// Initialises the ruby.wasm interpreter with this argv, environment and mounts, evaluates
+    /// `preload` (libraries every worker loads), and returns the initialised module, which no
+    /// longer exports `_initialize`.
     pub async fn snapshot_ruby(
         &self,
         args: &[String],
         env: &[(String, String)],
         preopens: &[Preopen],
+        preload: &str,
     ) -> Result<Vec<u8>, PreinitError> {
         let exports = crate::ruby::Exports::find(&self.instrumented).ok_or_else(|| {
             PreinitError::Host(anyhow::anyhow!(
                 "the module does not export ruby-init, ruby-init-loadpath and rb-eval-string-protect"
             ))
         })?;
-        self.snapshot_with(args, env, preopens, Init::Ruby(&exports))
+        self.snapshot_with(args, env, preopens, Init::Ruby(&exports, preload))
             .await
     }
 
@@ -131,7 +134,7 @@ impl<'a> Snapshotter<'a> {
         let mut store = crate::worker::new_store(&self.engine, data);
         let mut linker = Linker::<CoreHost>::new(self.engine.wasmtime());
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi).map_err(host_err)?;
-        if let Init::Ruby(_) = how {
+        if let Init::Ruby(..) = how {
             // As at run time (`Worker::link_module`): the JS-interop imports link as traps.
             crate::ruby::add_to_linker(&mut linker).map_err(host_err)?;
             linker
@@ -174,7 +177,10 @@ impl<'a> Snapshotter<'a> {
                     instance.get_typed_func::<(), ()>(&mut *store, self.wizer.get_init_func())?;
                 init.call_async(&mut *store, ()).await
             }
-            Init::Ruby(exports) => crate::ruby::init(store, instance, exports, args).await,
+            Init::Ruby(exports, preload) => {
+                crate::ruby::init(store, instance, exports, args).await?;
+                crate::ruby::eval(store, instance, exports, preload).await
+            }
         }
     }
 }
