@@ -4,10 +4,13 @@
 //! mounted read-only at `/src`, argv is the runtime's `args`, and the environment is the
 //! runtime's `envs` (the original ignored them) followed by the worker's own vars.
 //!
-//! Ruby workers (`entrypoint = "ruby-wasm-reactor"`) run from a pre-initialised snapshot of
-//! the interpreter taken with the worker's argv, env and mounts (`wws_worker::ruby_snapshot`),
-//! so no instance boots Ruby itself; if the snapshot cannot be taken, the plain interpreter
-//! runs and boots per instance.
+//! Ruby workers (`entrypoint = "ruby-wasm-reactor"`) that get a fresh instance per request
+//! (`[runtime] reuse = false`) run from a pre-initialised snapshot of the interpreter taken with
+//! the worker's argv, env and mounts (`wws_worker::ruby_snapshot`): about 8 ms per request
+//! instead of 45. In reuse mode (the default) an instance boots once per `max_requests`, so a
+//! snapshot would save little and cost a 30 s compile of a 32 MB module on the first start
+//! of every distinct worker configuration; it is not taken. If a snapshot cannot be taken, the
+//! plain interpreter runs and boots per instance.
 //!
 //! The generated folder is named after the SHA-256 of its contents and written to a temporary
 //! folder first, then renamed: identical workers share it, and a crash never leaves a half
@@ -181,7 +184,7 @@ impl Installed {
         preopens.extend(crate::folder_preopens(config));
         let name = crate::display_name(rel);
         let snapshot = match self.entrypoint {
-            Entrypoint::RubyReactor => {
+            Entrypoint::RubyReactor if reuse.is_none() => {
                 match self.ruby_snapshot(engine, &meta.args, &env, &preopens) {
                     Ok(code) => Some(code),
                     Err(err) => {

@@ -72,11 +72,11 @@ impl JavaScript {
         let args = vec!["index.js".to_string()];
 
         let key = self.snapshot_key(&src, &env, &preopens);
-        let cached = engine.cache().and_then(|c| c.get_blob(&key));
-        let snapshot = match cached {
-            Some(bytes) => bytes,
+        let cache = engine.cache();
+        let code = match cache.and_then(|c| c.module_by_key(engine.wasmtime(), &key)) {
+            Some(module) => Code::Module(module),
             None => {
-                let bytes = self
+                let snapshot = self
                     .preinit(engine)?
                     .snapshot(&args, &env, &preopens)
                     .await
@@ -84,15 +84,17 @@ impl JavaScript {
                         PreinitError::Init { .. } => anyhow::anyhow!("cannot load {name}: {err}"),
                         PreinitError::Host(e) => e.context(format!("cannot pre-initialise {name}")),
                     })?;
-                if let Some(cache) = engine.cache() {
-                    cache.put_blob(&key, &bytes);
+                match cache {
+                    Some(c) => {
+                        Code::Module(c.store_module_by_key(engine.wasmtime(), &key, &snapshot)?)
+                    }
+                    None => Code::Bytes(snapshot.into()),
                 }
-                bytes
             }
         };
         Ok(Program {
             name,
-            code: Code::Bytes(snapshot.into()),
+            code,
             entrypoint: Entrypoint::Command,
             args,
             env,

@@ -6,6 +6,8 @@
 //! the SHA-256 of its own contents; a file that does not match (truncated, corrupted, written by
 //! something else) is ignored and rebuilt. Only artifacts that wws wrote and verified are
 //! deserialized — deserializing is `unsafe` in wasmtime because a forged artifact is native code.
+//! The trailer is a BLAKE3 hash: a warm start reads every artifact once, and BLAKE3 checks a
+//! few hundred megabytes in tens of milliseconds where SHA-256 needs a few hundred.
 //! Someone who can write `.wws/cache` can also replace the worker itself, so this guards against
 //! accidents, not against the project's owner.
 
@@ -13,7 +15,11 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
+
+/// The integrity trailer of a cache file.
+fn trailer(bytes: &[u8]) -> [u8; TRAILER] {
+    *blake3::hash(bytes).as_bytes()
+}
 use wasmtime::Module;
 use wasmtime::component::Component;
 
@@ -85,6 +91,45 @@ impl ModuleCache {
         Ok(unsafe { Component::deserialize(engine, &artifact) }?)
     }
 
+    /// The compiled module stored under `key`, a hash the caller computed from everything the
+    /// module depends on (e.g. a snapshot's inputs), if present and intact. A snapshot whose
+    /// compiled form is cached is then never rebuilt, read or hashed again.
+    pub fn module_by_key(&self, engine: &wasmtime::Engine, key: &str) -> Option<Module> {
+        let path = self.keyed_path(key);
+        let artifact = read_verified(&path)?;
+        #[allow(
+            unsafe_code,
+            reason = "deserializing an artifact wws wrote and verified"
+        )]
+        // SAFETY: written by `store_module_by_key` for this engine configuration; trailer matches.
+        match unsafe { Module::deserialize(engine, &artifact) } {
+            Ok(module) => Some(module),
+            Err(err) => {
+                tracing::warn!("ignoring cached module {}: {err:#}", path.display());
+                None
+            }
+        }
+    }
+
+    /// Compiles `bytes` and stores the result under `key` for [`Self::module_by_key`].
+    pub fn store_module_by_key(
+        &self,
+        engine: &wasmtime::Engine,
+        key: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<Module> {
+        let artifact = engine.precompile_module(bytes)?;
+        self.store(&self.keyed_path(key), &artifact);
+        #[allow(unsafe_code, reason = "the artifact was just produced by this engine")]
+        // SAFETY: produced by `precompile_module` of this very engine a moment ago.
+        Ok(unsafe { Module::deserialize(engine, &artifact) }?)
+    }
+
+    fn keyed_path(&self, key: &str) -> PathBuf {
+        self.dir
+            .join(format!("{key}-{}-module.cwasm", self.engine_hash))
+    }
+
     /// A stored blob (e.g. a pre-initialised snapshot) named `key`, if present and intact.
     pub fn get_blob(&self, key: &str) -> Option<Vec<u8>> {
         read_verified(&self.dir.join(format!("{key}.blob")))
@@ -96,7 +141,7 @@ impl ModuleCache {
     }
 
     fn path_for(&self, bytes: &[u8], kind: &str) -> PathBuf {
-        let digest = hex::encode(Sha256::digest(bytes));
+        let digest = blake3::hash(bytes).to_hex();
         self.dir
             .join(format!("{digest}-{}-{kind}.cwasm", self.engine_hash))
     }
@@ -109,7 +154,7 @@ impl ModuleCache {
             let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
             use std::io::Write as _;
             tmp.write_all(artifact)?;
-            tmp.write_all(&Sha256::digest(artifact))?;
+            tmp.write_all(&trailer(artifact))?;
             tmp.persist(path)?;
             Ok(())
         })();
@@ -129,7 +174,7 @@ fn read_verified(path: &Path) -> Option<Vec<u8>> {
         return None;
     }
     let split = data.len() - TRAILER;
-    if Sha256::digest(&data[..split]).as_slice() != &data[split..] {
+    if trailer(&data[..split])[..] != data[split..] {
         tracing::warn!("ignoring damaged cache file {}", path.display());
         return None;
     }

@@ -116,7 +116,9 @@ fn changing_a_worker_var_takes_a_new_snapshot() {
     );
     let one = format!("one {}", unique(&p));
     let two = format!("two {}", unique(&p));
-    let toml = |greeting: &str| format!("version = \"1\"\n[vars]\nGREETING = \"{greeting}\"\n");
+    let toml = |greeting: &str| {
+        format!("version = \"1\"\n[vars]\nGREETING = \"{greeting}\"\n[runtime]\nreuse = false\n")
+    };
     p.file("hi.toml", toml(&one));
     let wws = serve(p.path());
     assert_eq!(wws.get_text("/hi", 200), one);
@@ -126,4 +128,14 @@ fn changing_a_worker_var_takes_a_new_snapshot() {
     let wws = serve(p.path());
     assert_eq!(wws.get_text("/hi", 200), two);
     assert_eq!(snapshots_taken(&wws).len(), 1, "{}", wws.output());
+}
+
+#[test]
+fn reuse_mode_workers_take_no_snapshot() {
+    let p = Project::new();
+    install_ruby(p.path());
+    p.file("hi.rb", "def worker(req)\n  Response.ok('reused')\nend\n");
+    let wws = serve(p.path());
+    assert_eq!(wws.get_text("/hi", 200), "reused");
+    assert!(snapshots_taken(&wws).is_empty(), "{}", wws.output());
 }
