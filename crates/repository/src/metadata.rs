@@ -162,6 +162,10 @@ impl Runtime {
             .with_context(|| format!("invalid runtime entry {}", self.label()))?;
         check_path_component("version", &self.version)
             .with_context(|| format!("invalid runtime entry {}", self.label()))?;
+        // The first extension names the generated folder (`.wws/workers/<ext>`) and file.
+        for (i, ext) in self.extensions.iter().enumerate() {
+            check_path_component(&format!("extensions[{i}]"), ext)?;
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (role, file) in self.files() {
             check_path_component(&format!("{role}.filename"), &file.filename)

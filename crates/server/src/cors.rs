@@ -52,12 +52,13 @@ impl Cors {
         if !self.enabled() || response.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
             return;
         }
+        let wildcard = self.origins.iter().any(|o| o == "*");
         if let Some(value) = self.allow_origin(request) {
-            let wildcard = value == "*";
             response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-            if !wildcard {
-                response.append(header::VARY, HeaderValue::from_static("Origin"));
-            }
+        }
+        // The answer depends on the Origin (even when refused): caches must keep them apart.
+        if !wildcard {
+            response.append(header::VARY, HeaderValue::from_static("Origin"));
         }
     }
 

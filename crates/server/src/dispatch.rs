@@ -79,10 +79,15 @@ impl App {
     ) -> Response<Body> {
         let worker = endpoint.worker.name();
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, self.config.max_body_bytes)
-            .collect()
-            .await
-        {
+        let collect = Limited::new(body, self.config.max_body_bytes).collect();
+        let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, collect).await else {
+            return respond::simple(
+                StatusCode::REQUEST_TIMEOUT,
+                "text/plain; charset=utf-8",
+                "request body not received in time\n",
+            );
+        };
+        let body = match collected {
             Ok(collected) => collected.to_bytes(),
             Err(err) if err.is::<http_body_util::LengthLimitError>() => {
                 return respond::simple(
@@ -151,6 +156,9 @@ impl App {
             }
             _ => None,
         };
+        // Our reference to the snapshot must go before the write-back, or the store has to copy
+        // the whole namespace to apply the change.
+        drop(snapshot);
         let resp = match respond::from_worker(worker, output) {
             Ok(resp) => resp,
             Err(err) => {
@@ -168,6 +176,10 @@ impl App {
     }
 }
 
+/// How long a client may take to send a request body (slow clients must not hold a
+/// connection forever).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `scheme://host/path?query` as the worker protocol wants it; the host comes from the
 /// `Host` header (or the URI for HTTP/2), the scheme from `X-Forwarded-Proto` when a proxy set it.
 fn full_url(parts: &http::request::Parts) -> String {
@@ -177,10 +189,17 @@ fn full_url(parts: &http::request::Parts) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|s| *s == "https" || *s == "http")
         .unwrap_or("http");
+    // Only a well-formed authority: a Host such as `x/public#` would change the path a
+    // worker parses out of the URL.
     let host = parts
         .headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.parse::<http::uri::Authority>()
+                .is_ok_and(|a| a.as_str() == *h)
+                && !h.contains('@')
+        })
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .unwrap_or("localhost");
     let path = parts

@@ -41,6 +41,17 @@ pub fn file(status: StatusCode, file: StaticFile) -> Response<Body> {
     resp
 }
 
+/// Headers about the connection or the body's framing, which only the server may set.
+const FRAMING_HEADERS: [&str; 7] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+];
+
 /// Turns a parsed worker output into a response. Headers that are not valid HTTP (bad name,
 /// control characters in the value) are dropped with a warning naming the worker instead of
 /// failing the whole response.
@@ -65,6 +76,12 @@ pub fn from_worker(
             tracing::warn!(worker, "dropped response header with invalid name {name:?}");
             continue;
         };
+        // The server frames the body itself: a worker's Content-Length (e.g. counted in
+        // characters, not bytes) or connection-level header would corrupt the connection.
+        if FRAMING_HEADERS.contains(&name.as_str()) {
+            tracing::warn!(worker, "dropped response header {name}: wws sets it itself");
+            continue;
+        }
         for value in values.iter() {
             match HeaderValue::from_str(value) {
                 Ok(v) => {

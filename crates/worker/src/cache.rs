@@ -1,7 +1,8 @@
 //! Compiled modules on disk, so a second start deserializes in milliseconds instead of
 //! compiling for seconds (CPython 4 s, Ruby 10 s).
 //!
-//! A file is named after the SHA-256 of the module and the engine's compatibility hash, so a
+//! A file is named after the BLAKE3 hash of the module (or of a snapshot's inputs) and the
+//! engine's compatibility hash, so a
 //! different wasmtime or different settings never pick up a stale artifact. Each file ends with
 //! the SHA-256 of its own contents; a file that does not match (truncated, corrupted, written by
 //! something else) is ignored and rebuilt. Only artifacts that wws wrote and verified are

@@ -75,22 +75,30 @@ struct RawFolder {
     to: String,
     #[serde(default)]
     readonly: bool,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize, Default)]
 struct RawData {
     kv: Option<RawKv>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize)]
 struct RawKv {
     namespace: String,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize, Default)]
 struct RawFeatures {
     http_requests: Option<RawHttp>,
     wasi_nn: Option<toml::Value>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -100,11 +108,15 @@ struct RawHttp {
     allowed_methods: Option<Vec<String>>,
     #[serde(default)]
     allow_http: bool,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize)]
 struct RawRuntime {
     reuse: Option<bool>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
 }
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"];
@@ -152,8 +164,22 @@ impl WorkerConfig {
                     )
                 }
             })?;
-        for key in raw.unknown.keys() {
-            tracing::warn!("{file}: unknown key `{key}` is ignored");
+        let warn_unknown = |table: &str, unknown: &BTreeMap<String, toml::Value>| {
+            for key in unknown.keys() {
+                tracing::warn!("{file}: unknown key `{table}{key}` is ignored; check its spelling");
+            }
+        };
+        warn_unknown("", &raw.unknown);
+        warn_unknown("data.", &raw.data.unknown);
+        warn_unknown("features.", &raw.features.unknown);
+        if let Some(kv) = &raw.data.kv {
+            warn_unknown("data.kv.", &kv.unknown);
+        }
+        if let Some(h) = &raw.features.http_requests {
+            warn_unknown("features.http_requests.", &h.unknown);
+        }
+        if let Some(r) = &raw.runtime {
+            warn_unknown("runtime.", &r.unknown);
         }
         match raw.version.as_deref() {
             Some("1") => {}
@@ -199,6 +225,12 @@ impl WorkerConfig {
                 bail!(
                     "{file}: `folders[{i}].to` = {:?} must be an absolute guest path such as \"/data\"",
                     f.to
+                );
+            }
+            // A misspelt `readonly` would silently mount read-write: refuse instead.
+            if let Some(key) = f.unknown.keys().next() {
+                bail!(
+                    "{file}: unknown key `folders[{i}].{key}`; a folder takes `from`, `to` and `readonly`"
                 );
             }
             folders.push(Folder {
@@ -299,6 +331,15 @@ allowed_hosts = ["random-data-api.com"]
         assert_eq!(vars["PLAIN"], "$ not a var");
         assert_eq!(cfg.kv_namespace.as_deref(), Some("counter"));
         assert_eq!(cfg.http_requests.unwrap().allowed_methods.len(), 5);
+    }
+
+    #[test]
+    fn a_misspelt_folder_key_is_refused() {
+        let err =
+            parse("version = \"1\"\n[[folders]]\nfrom = \".\"\nto = \"/x\"\nread_only = true\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("folders[0].read_only"), "{err}");
     }
 
     #[test]

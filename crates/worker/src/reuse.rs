@@ -707,7 +707,8 @@ impl StdoutState {
                         if len > self.max {
                             return Err(FrameError::TooLarge);
                         }
-                        self.body = Some((len, BytesMut::with_capacity(len)));
+                        // The guest announced `len`; grow as bytes arrive instead of trusting it.
+                        self.body = Some((len, BytesMut::with_capacity(len.min(64 << 10))));
                     } else if byte.is_ascii_digit() && self.header.len() < MAX_HEADER {
                         self.header.push(byte);
                     } else {
