@@ -237,6 +237,9 @@ impl Checkout<'_> {
 impl Drop for Checkout<'_> {
     fn drop(&mut self) {
         if let Some(live) = self.live.take() {
+            // The request was cancelled (client gone) or failed: the guest must not keep
+            // computing on a detached task, so it gets no more CPU and stops at the next tick.
+            live.budget.stop();
             drop(live);
             self.replace();
         }
@@ -374,15 +377,25 @@ impl Budget {
         self.ticks_left.store(ticks, Ordering::Relaxed);
     }
 
+    /// Takes every remaining tick: the guest stops at its next epoch check.
+    fn stop(&self) {
+        self.ticks_left.store(0, Ordering::Relaxed);
+    }
+
     /// Called at every epoch tick the guest runs through: spend one tick, or stop the guest.
+    /// One atomic update, so a `reset` for the next request is never overwritten.
     fn tick(&self) -> UpdateDeadline {
-        let left = self.ticks_left.load(Ordering::Relaxed);
-        if left == 0 {
-            self.exhausted.store(true, Ordering::Relaxed);
-            return UpdateDeadline::Interrupt;
+        match self
+            .ticks_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            }) {
+            Ok(_) => UpdateDeadline::Yield(1),
+            Err(_) => {
+                self.exhausted.store(true, Ordering::Relaxed);
+                UpdateDeadline::Interrupt
+            }
         }
-        self.ticks_left.store(left - 1, Ordering::Relaxed);
-        UpdateDeadline::Yield(1)
     }
 }
 

@@ -84,3 +84,65 @@ fn f9_responses_vary_on_origin_even_when_it_is_refused() {
     assert!(resp.headers().get("access-control-allow-origin").is_none());
     assert_eq!(resp.headers()["vary"], "Origin");
 }
+
+/// CPU time (user + system, in clock ticks) the process has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn f13_a_cancelled_reuse_request_stops_its_guest() {
+    use wws_test_support::fixtures::runtime_repository;
+    use wws_test_support::repo_server::RepoServer;
+    let repo = RepoServer::serve(runtime_repository());
+    let p = Project::new();
+    let out = wws_test_support::wws_command()
+        .arg(p.path())
+        .args([
+            "runtimes",
+            "install",
+            "python",
+            "3.12.0",
+            "--repo-url",
+            &repo.url("/index.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.file(
+        "work.py",
+        "def worker(req):\n    if 'spin=1' in req.url:\n        while True:\n            pass\n    return Response('idle')\n",
+    );
+    let wws = serve(&p, &[]);
+    assert_eq!(wws.get_text("/work", 200), "idle");
+    // The client gives up long before the 30 s CPU limit.
+    let quick = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    assert!(quick.get(wws.url("/work?spin=1")).send().is_err());
+    // Within a few seconds the server must be idle again: no guest left spinning.
+    let pid = wws.pid();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let before = cpu_ticks(pid);
+        std::thread::park_timeout(std::time::Duration::from_millis(500));
+        let used = cpu_ticks(pid) - before;
+        // A spinning guest uses all of the half second (about 50 ticks at 100 Hz).
+        if used < 10 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a guest kept running after its client left"
+        );
+    }
+    assert_eq!(wws.get_text("/work", 200), "idle");
+}
