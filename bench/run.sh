@@ -156,7 +156,7 @@ if ((BUILD)); then
   nice cargo build --release --manifest-path "$BENCH/native-hello/Cargo.toml" --target-dir "$BENCH_TARGET"
   step "building the guest hello workers (tests/fixtures/rust, small shadow stack)"
   # The same command and target dir as crates/test-support/src/fixtures.rs, so tests reuse it.
-  env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="-C link-arg=-zstack-size=65536" \
+  env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="-C link-arg=-zstack-size=65536 -C link-arg=--initial-memory=2097152" \
     nice cargo build --release --target wasm32-wasip1 \
     --manifest-path "$ROOT/tests/fixtures/rust/Cargo.toml" --target-dir "$TARGET/guest-fixtures"
 fi

@@ -15,9 +15,9 @@ if command -v rustup >/dev/null 2>&1; then
   fi
 fi
 
-# A 64 KiB shadow stack instead of Rust's 1 MiB: 2 initial memory pages instead of 17, so the
-# per-request instance is cheaper to reset (see sdk/rust/README.md).
-env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="-C link-arg=-zstack-size=65536" \
+# A 64 KiB shadow stack instead of Rust's 1 MiB, and 2 MiB of initial memory so a request never grows
+# it (both make the per-request instance cheaper to reset; see sdk/rust/README.md).
+env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="-C link-arg=-zstack-size=65536 -C link-arg=--initial-memory=2097152" \
   cargo build --release --target wasm32-wasip1 \
   --manifest-path "$here/rust/Cargo.toml" --target-dir "$target_dir"
 

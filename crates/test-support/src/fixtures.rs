@@ -24,7 +24,7 @@ fn build_guests(manifest: &str, target: &str) -> PathBuf {
         .arg("--target-dir")
         .arg(&dir)
         // Small shadow stack: 2 initial pages instead of 17 (notes/per-request-cost.md).
-        .env("RUSTFLAGS", "-C link-arg=-zstack-size=65536")
+        .env("RUSTFLAGS", "-C link-arg=-zstack-size=65536 -C link-arg=--initial-memory=2097152")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
         .expect("cargo must be runnable to build guest fixtures");
