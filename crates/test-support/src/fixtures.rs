@@ -23,8 +23,12 @@ fn build_guests(manifest: &str, target: &str) -> PathBuf {
         .arg(workspace_root().join(manifest))
         .arg("--target-dir")
         .arg(&dir)
-        // Small shadow stack: 2 initial pages instead of 17 (notes/per-request-cost.md).
-        .env("RUSTFLAGS", "-C link-arg=-zstack-size=65536 -C link-arg=--initial-memory=2097152")
+        // Small shadow stack and 2 MiB of initial memory: cheap per-request resets, and a
+        // request never grows memory (see sdk/rust/README.md).
+        .env(
+            "RUSTFLAGS",
+            "-C link-arg=-zstack-size=65536 -C link-arg=--initial-memory=2097152",
+        )
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
         .expect("cargo must be runnable to build guest fixtures");
