@@ -242,6 +242,28 @@ impl Body for RepoBody {
     }
 }
 
+/// Runs `wws PROJECT runtimes install NAME VERSION` against `repo` (named `wws-test`) and fails
+/// the test with wws' output when it does not succeed.
+pub fn install_runtime(project: &Path, repo: &RepoServer, name: &str, version: &str) {
+    let out = crate::wws_command()
+        .arg(project)
+        .args(["runtimes", "install", name, version])
+        .args([
+            "--repo-url",
+            &repo.url("/index.toml"),
+            "--repo-name",
+            "wws-test",
+        ])
+        .output()
+        .expect("the wws binary must be runnable");
+    assert!(
+        out.status.success(),
+        "install {name} {version}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,12 +81,7 @@ pub(crate) async fn run(
     args: &[String],
     script: &str,
 ) -> wasmtime::Result<()> {
-    let memory = instance
-        .get_memory(&mut *store, "memory")
-        .ok_or_else(|| format_err!("ruby.wasm exports no memory"))?;
-    let realloc: TypedFunc<(i32, i32, i32, i32), i32> =
-        instance.get_typed_func(&mut *store, "cabi_realloc")?;
-    let eval: TypedFunc<(i32, i32), i32> = instance.get_typed_func(&mut *store, &exports.eval)?;
+    let guest = Guest::find(store, instance, exports)?;
 
     if instance
         .get_typed_func::<(), ()>(&mut *store, "_initialize")
@@ -95,25 +90,13 @@ pub(crate) async fn run(
         init(store, instance, exports, args).await?;
     }
 
-    let state = eval_string(store, &memory, &realloc, &eval, script).await?;
+    let state = guest.eval(store, script).await?;
     if state != 0 {
-        let _ = eval_string(
-            store,
-            &memory,
-            &realloc,
-            &eval,
-            "$stderr.puts $!.full_message(highlight: false)",
-        )
-        .await;
+        let _ = guest
+            .eval(store, "$stderr.puts $!.full_message(highlight: false)")
+            .await;
     }
-    let _ = eval_string(
-        store,
-        &memory,
-        &realloc,
-        &eval,
-        "STDOUT.flush; STDERR.flush",
-    )
-    .await?;
+    let _ = guest.eval(store, "STDOUT.flush; STDERR.flush").await?;
     if state != 0 {
         bail!("the Ruby worker raised an exception (state {state}); see its stderr");
     }
@@ -128,23 +111,19 @@ pub(crate) async fn init(
     exports: &Exports,
     args: &[String],
 ) -> wasmtime::Result<()> {
-    let memory = instance
-        .get_memory(&mut *store, "memory")
-        .ok_or_else(|| format_err!("ruby.wasm exports no memory"))?;
-    let realloc: TypedFunc<(i32, i32, i32, i32), i32> =
-        instance.get_typed_func(&mut *store, "cabi_realloc")?;
+    let guest = Guest::find(store, instance, exports)?;
     let init: TypedFunc<(), ()> = instance.get_typed_func(&mut *store, "_initialize")?;
     init.call_async(&mut *store, ()).await?;
     let ruby_init: TypedFunc<(i32, i32), ()> =
         instance.get_typed_func(&mut *store, &exports.init)?;
     let mut pairs = Vec::with_capacity(args.len() * 8);
     for arg in args {
-        let ptr = write_str(store, &memory, &realloc, arg, true).await?;
+        let ptr = write_str(store, &guest.memory, &guest.realloc, arg, true).await?;
         pairs.extend_from_slice(&ptr.to_le_bytes());
         pairs.extend_from_slice(&(arg.len() as u32).to_le_bytes());
     }
-    let list = alloc(store, &realloc, 4, pairs.len()).await?;
-    memory.write(&mut *store, list as usize, &pairs)?;
+    let list = alloc(store, &guest.realloc, 4, pairs.len()).await?;
+    guest.memory.write(&mut *store, list as usize, &pairs)?;
     ruby_init
         .call_async(&mut *store, (list, args.len() as i32))
         .await?;
@@ -160,42 +139,57 @@ pub(crate) async fn eval(
     exports: &Exports,
     code: &str,
 ) -> wasmtime::Result<()> {
-    let memory = instance
-        .get_memory(&mut *store, "memory")
-        .ok_or_else(|| format_err!("ruby.wasm exports no memory"))?;
-    let realloc: TypedFunc<(i32, i32, i32, i32), i32> =
-        instance.get_typed_func(&mut *store, "cabi_realloc")?;
-    let eval: TypedFunc<(i32, i32), i32> = instance.get_typed_func(&mut *store, &exports.eval)?;
-    let state = eval_string(store, &memory, &realloc, &eval, code).await?;
+    let guest = Guest::find(store, instance, exports)?;
+    let state = guest.eval(store, code).await?;
     if state != 0 {
-        let _ = eval_string(
-            store,
-            &memory,
-            &realloc,
-            &eval,
-            "$stderr.puts $!.full_message(highlight: false); STDERR.flush",
-        )
-        .await;
+        let _ = guest
+            .eval(
+                store,
+                "$stderr.puts $!.full_message(highlight: false); STDERR.flush",
+            )
+            .await;
         bail!("Ruby raised an exception (state {state}) evaluating {code:?}; see its stderr");
     }
     Ok(())
 }
 
-async fn eval_string(
-    store: &mut Store<CoreHost>,
-    memory: &Memory,
-    realloc: &TypedFunc<(i32, i32, i32, i32), i32>,
-    eval: &TypedFunc<(i32, i32), i32>,
-    code: &str,
-) -> wasmtime::Result<i32> {
-    let ptr = write_str(store, memory, realloc, code, false).await?;
-    let ret = eval
-        .call_async(&mut *store, (ptr, code.len() as i32))
-        .await?;
-    // The result is a pointer to `(handle: u32, state: i32)`.
-    let mut state = [0u8; 4];
-    memory.read(&*store, ret as usize + 4, &mut state)?;
-    Ok(i32::from_le_bytes(state))
+/// The exports every driver step needs, looked up once per call.
+struct Guest {
+    memory: Memory,
+    realloc: TypedFunc<(i32, i32, i32, i32), i32>,
+    eval: TypedFunc<(i32, i32), i32>,
+}
+
+impl Guest {
+    fn find(
+        store: &mut Store<CoreHost>,
+        instance: &Instance,
+        exports: &Exports,
+    ) -> wasmtime::Result<Self> {
+        let memory = instance
+            .get_memory(&mut *store, "memory")
+            .ok_or_else(|| format_err!("ruby.wasm exports no memory"))?;
+        let realloc = instance.get_typed_func(&mut *store, "cabi_realloc")?;
+        let eval = instance.get_typed_func(&mut *store, &exports.eval)?;
+        Ok(Self {
+            memory,
+            realloc,
+            eval,
+        })
+    }
+
+    /// Evaluates `code`; returns Ruby's state (non-zero: an exception is in `$!`).
+    async fn eval(&self, store: &mut Store<CoreHost>, code: &str) -> wasmtime::Result<i32> {
+        let ptr = write_str(store, &self.memory, &self.realloc, code, false).await?;
+        let ret = self
+            .eval
+            .call_async(&mut *store, (ptr, code.len() as i32))
+            .await?;
+        // The result is a pointer to `(handle: u32, state: i32)`.
+        let mut state = [0u8; 4];
+        self.memory.read(&*store, ret as usize + 4, &mut state)?;
+        Ok(i32::from_le_bytes(state))
+    }
 }
 
 async fn alloc(

@@ -33,8 +33,7 @@ fn runtimes(project: &Path, repo: &RepoServer, args: &[&str]) -> (bool, String) 
 }
 
 fn install(project: &Path, repo: &RepoServer, name: &str, version: &str) {
-    let (ok, out) = runtimes(project, repo, &["install", name, version]);
-    assert!(ok, "install {name} {version}: {out}");
+    wws_test_support::repo_server::install_runtime(project, repo, name, version);
 }
 
 fn serve(project: &Path) -> Wws {

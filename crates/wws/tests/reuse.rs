@@ -7,29 +7,13 @@
 
 use std::path::Path;
 
+use wws_test_support::Wws;
 use wws_test_support::fixtures::{Project, module_cache_dir, runtime_repository};
 use wws_test_support::repo_server::RepoServer;
 use wws_test_support::wws::client;
-use wws_test_support::{Wws, wws_command};
 
 fn install(project: &Path, repo: &RepoServer, name: &str, version: &str) {
-    let out = wws_command()
-        .arg(project)
-        .args(["runtimes", "install", name, version])
-        .args([
-            "--repo-url",
-            &repo.url("/index.toml"),
-            "--repo-name",
-            "wws-test",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "install {name} {version}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    wws_test_support::repo_server::install_runtime(project, repo, name, version);
 }
 
 fn serve(project: &Path) -> Wws {

@@ -99,23 +99,7 @@ fn f13_a_cancelled_reuse_request_stops_its_guest() {
     use wws_test_support::repo_server::RepoServer;
     let repo = RepoServer::serve(runtime_repository());
     let p = Project::new();
-    let out = wws_test_support::wws_command()
-        .arg(p.path())
-        .args([
-            "runtimes",
-            "install",
-            "python",
-            "3.12.0",
-            "--repo-url",
-            &repo.url("/index.toml"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    wws_test_support::repo_server::install_runtime(p.path(), &repo, "python", "3.12.0");
     p.file(
         "work.py",
         "def worker(req):\n    if 'spin=1' in req.url:\n        while True:\n            pass\n    return Response('idle')\n",

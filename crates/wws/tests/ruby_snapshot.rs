@@ -10,30 +10,15 @@
 
 use std::path::{Path, PathBuf};
 
+use wws_test_support::Wws;
 use wws_test_support::fixtures::{Project, module_cache_dir, runtime_repository};
 use wws_test_support::repo_server::RepoServer;
-use wws_test_support::{Wws, wws_command};
 
 const TOOK: &str = "pre-initialised Ruby in ";
 
 fn install_ruby(project: &Path) {
     let repo = RepoServer::serve(runtime_repository());
-    let out = wws_command()
-        .arg(project)
-        .args(["runtimes", "install", "ruby", "3.4"])
-        .args([
-            "--repo-url",
-            &repo.url("/index.toml"),
-            "--repo-name",
-            "wws-test",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "install ruby: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    wws_test_support::repo_server::install_runtime(project, &repo, "ruby", "3.4");
 }
 
 fn serve(project: &Path) -> Wws {
