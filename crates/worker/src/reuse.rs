@@ -54,7 +54,7 @@ use tokio::sync::{Semaphore, oneshot};
 use wasmtime::{InstancePre, Store, UpdateDeadline};
 use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::engine::{EPOCH_TICK, Engine};
 use crate::error::RunError;
@@ -472,24 +472,8 @@ impl Instance {
                 FrameError::Protocol(msg) => RunError::Trap(anyhow::anyhow!("{msg}")),
             });
         }
-        let err = match outcome {
-            Ok(()) => return Ok(()),
-            Err(err) => err,
-        };
-        if let Some(exit) = err.downcast_ref::<I32Exit>() {
-            return if exit.0 == 0 {
-                Ok(())
-            } else {
-                Err(RunError::Exit(exit.0))
-            };
-        }
-        if self.budget.exhausted.load(Ordering::Relaxed) {
-            return Err(RunError::Timeout(limits.timeout));
-        }
-        if format!("{err:#}").contains("forcing trap when growing memory") {
-            return Err(RunError::MemoryLimit(limits.max_memory_bytes));
-        }
-        Err(RunError::Trap(anyhow::Error::from(err)))
+        let exhausted = self.budget.exhausted.load(Ordering::Relaxed);
+        crate::worker::classify(outcome, exhausted, limits)
     }
 }
 

@@ -300,7 +300,7 @@ pub(crate) fn new_store<T: HostState>(engine: &Engine, data: T) -> Store<T> {
 }
 
 /// Turns the raw outcome of a run into a [`RunError`] a user can act on.
-fn classify(
+pub(crate) fn classify(
     outcome: wasmtime::Result<()>,
     cpu_exhausted: bool,
     limits: &crate::Limits,
