@@ -16,23 +16,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::sync::Semaphore;
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::cache::ModuleCache;
 use crate::limits::Limits;
+use crate::slots::{MAX_CORE_INSTANCES_PER_COMPONENT, SlotConfig, Slots};
 
 /// How often the epoch advances. The CPU-time limit is counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Instance slots in the pool: the most requests that can run at once. Further requests wait
-/// for a slot instead of failing.
-const POOL_SLOTS: u32 = 1000;
-
 /// Memory kept resident per warm slot between requests (notes: ≥ the guest's touched footprint).
 const KEEP_RESIDENT: usize = 8 << 20;
 
-/// Shared engine state: the wasmtime engine, the limits, and the slot semaphore.
+/// Shared engine state: the wasmtime engine, the limits, and the instance slots (`slots.rs`).
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
@@ -41,22 +37,33 @@ pub struct Engine {
 struct Inner {
     engine: wasmtime::Engine,
     limits: Limits,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     cache: Option<ModuleCache>,
     pooling: bool,
 }
 
 impl Engine {
     /// Builds the engine and starts the epoch ticker thread. `cache_dir` (usually
-    /// `.wws/cache`) keeps compiled modules between starts; `None` compiles every time.
+    /// `.wws/cache`) keeps compiled modules between starts; `None` compiles every time. The
+    /// instance slots come from the environment ([`SlotConfig::from_env`]).
     pub fn new(limits: Limits, cache_dir: Option<&Path>) -> anyhow::Result<Self> {
-        let (engine, pooling) = match wasmtime::Engine::new(&config(&limits, true)) {
+        Self::with_slots(limits, cache_dir, SlotConfig::from_env()?)
+    }
+
+    /// [`Engine::new`] with explicit instance slots: how many instances may be alive at once
+    /// and how long a request waits for one.
+    pub fn with_slots(
+        limits: Limits,
+        cache_dir: Option<&Path>,
+        slots: SlotConfig,
+    ) -> anyhow::Result<Self> {
+        let (engine, pooling) = match wasmtime::Engine::new(&config(&limits, slots.slots, true)) {
             Ok(engine) => (engine, true),
             Err(err) => {
                 tracing::warn!(
                     "pooling allocator unavailable ({err:#}); falling back to on-demand instances, which are slower"
                 );
-                let engine = wasmtime::Engine::new(&config(&limits, false))
+                let engine = wasmtime::Engine::new(&config(&limits, slots.slots, false))
                     .map_err(anyhow::Error::from)
                     .context("could not create the WebAssembly engine")?;
                 (engine, false)
@@ -74,7 +81,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 engine,
                 limits,
-                slots: Arc::new(Semaphore::new(POOL_SLOTS as usize)),
+                slots: Slots::new(slots),
                 cache,
                 pooling,
             }),
@@ -101,7 +108,7 @@ impl Engine {
         self.inner.cache.as_ref()
     }
 
-    pub(crate) fn slots(&self) -> &Arc<Semaphore> {
+    pub(crate) fn slots(&self) -> &Slots {
         &self.inner.slots
     }
 
@@ -125,7 +132,7 @@ impl Engine {
     }
 }
 
-fn config(limits: &Limits, pooling: bool) -> Config {
+fn config(limits: &Limits, slots: u32, pooling: bool) -> Config {
     let mut config = Config::new();
     config
         .epoch_interruption(true)
@@ -135,11 +142,14 @@ fn config(limits: &Limits, pooling: bool) -> Config {
         .memory_guaranteed_dense_image_size(128 << 20);
     if pooling {
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_core_instances(POOL_SLOTS)
-            .total_memories(POOL_SLOTS)
-            .total_tables(POOL_SLOTS)
-            .total_stacks(POOL_SLOTS)
-            .total_component_instances(POOL_SLOTS)
+        // One instance slot (`slots.rs`) covers one memory, table, stack and component
+        // instance, and the core instances of the largest component allowed.
+        pool.total_core_instances(slots.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(slots)
+            .total_tables(slots)
+            .total_stacks(slots)
+            .total_component_instances(slots)
             .max_memory_size(limits.max_memory_bytes)
             // Interpreters (CPython, Ruby) have large function tables and instance records.
             .table_elements(100_000)

@@ -18,7 +18,9 @@ pub enum RunError {
     /// A trap or host error while instantiating or running.
     #[error("failed: {0:#}")]
     Trap(anyhow::Error),
-    /// Every instance slot is busy; the caller may retry later.
-    #[error("no free instance slot (too many concurrent requests)")]
+    /// Every instance slot (or every live instance of a reuse-mode worker) stayed busy for the
+    /// queue timeout (`slots.rs`); the caller may retry later. Logged once per interval by the
+    /// worker crate, not per request.
+    #[error("no free instance slot within the queue timeout (too many concurrent requests)")]
     Busy,
 }

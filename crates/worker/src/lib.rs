@@ -18,6 +18,7 @@ pub mod protocol;
 mod reuse;
 mod ruby;
 pub mod ruby_snapshot;
+pub mod slots;
 pub mod wizer;
 mod worker;
 

@@ -18,7 +18,11 @@
 //!   for traps the instance.
 //!
 //! A request checks an instance out of the pool (never two requests in one instance at once),
-//! writes one frame, waits for one response frame, and returns the instance. Its CPU budget is
+//! waits until the guest blocks reading stdin with nothing pending (so whatever it wrote for
+//! earlier requests is out), writes one frame, waits for one response frame, and returns the
+//! instance. A response frame counts only once the guest has read the whole request frame; a
+//! frame written while no request waits, or before the request was read, breaks the framing
+//! and the instance is discarded: request N's output can never answer request N+1. Its CPU budget is
 //! counted from the moment its frame is written, so the limit is per request, not per instance
 //! life. An instance is replaced (in the background, the replacement booting while idle) after
 //! `max_requests` requests, after any failure (trap, exit, malformed frame, memory or CPU limit),
@@ -27,8 +31,19 @@
 //! on a fresh instance.
 //!
 //! Recycling never makes a request wait for an interpreter to start: an instance that reached
-//! `max_requests` keeps serving (as "retiring") until its replacement has booted, unless another
-//! instance is ready; requests prefer instances that have booted over ones still booting.
+//! `max_requests` keeps serving (as "retiring") while its replacement boots, unless another
+//! instance is ready; once the replacement has booted or died, the retiring instance goes.
+//! Requests prefer instances that have booted over ones still booting.
+//!
+//! # Instance slots
+//!
+//! Every live instance holds one of the engine's instance slots (`slots.rs`) for its whole
+//! life, also while idle. A request waits at most the queue timeout for one of the pool's
+//! instances, and a booting instance at most as long for a slot; after that the request gets
+//! [`RunError::Busy`]. While anything waits for a slot, idle instances are evicted and
+//! instances given back are not kept, so reuse-mode workers never starve the others. A
+//! dropped instance closes its stdin and gets no more CPU, so its slot comes back within a
+//! tick whatever state the guest was in.
 //!
 //! The pool grows on demand up to its size (default: the number of CPU cores, at least 2) and
 //! one instance is started when the worker is prepared, so the first request is warm.
@@ -46,7 +61,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
@@ -61,6 +76,7 @@ use crate::error::RunError;
 use crate::host::{self, CoreHost, CpuBudget, LogPipe};
 use crate::program::Preopen;
 use crate::ruby;
+use crate::slots::{Evict, Queue};
 
 /// The environment variable that asks a wrapper (and the host) for reuse mode.
 pub const REUSE_ENV: &str = "WWS_REUSE";
@@ -115,18 +131,24 @@ struct PoolInner {
     max_requests: u64,
     /// One permit per instance the pool may hold: the requests served at once.
     permits: Semaphore,
+    instances: usize,
     idle: Mutex<Vec<Live>>,
 }
 
 impl Pool {
     /// A pool of up to `instances` live instances; starts one now when inside a tokio runtime.
+    /// Its idle instances give up their slots when other instances wait for one (`slots.rs`).
     pub(crate) fn new(template: Template, max_requests: u64, instances: usize) -> Self {
+        let instances = instances.max(1);
         let inner = Arc::new(PoolInner {
             template: Arc::new(template),
             max_requests,
-            permits: Semaphore::new(instances.max(1)),
+            permits: Semaphore::new(instances),
+            instances,
             idle: Mutex::new(Vec::with_capacity(instances)),
         });
+        let evictor: Weak<PoolInner> = Arc::downgrade(&inner);
+        inner.template.engine.slots().register(evictor);
         if tokio::runtime::Handle::try_current().is_ok() {
             let live = Live::start(&inner);
             inner.idle().push(live);
@@ -135,10 +157,20 @@ impl Pool {
     }
 
     /// Serves one request (`input` is the request JSON) in a live instance; returns the
-    /// response JSON.
+    /// response JSON. Waits at most the queue timeout for a free instance.
     pub(crate) async fn run(&self, input: Bytes) -> Result<Bytes, RunError> {
-        let Ok(_permit) = self.inner.permits.acquire().await else {
-            return Err(RunError::Busy);
+        let slots = self.inner.template.engine.slots();
+        let acquire = self.inner.permits.acquire();
+        let _permit = match tokio::time::timeout(slots.config().queue_timeout, acquire).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return Err(RunError::Busy),
+            Err(_elapsed) => {
+                slots.refused(Queue::Worker {
+                    name: &self.inner.template.name,
+                    instances: self.inner.instances,
+                });
+                return Err(RunError::Busy);
+            }
         };
         let mut retried = false;
         loop {
@@ -158,7 +190,12 @@ impl Pool {
                 }
                 // The instance died between requests without reading this one: nothing of this
                 // request ran, so it may go to a fresh instance once.
-                Err(Failed { unread: true, .. }) if live.served > 0 && !retried => {
+                Err(Failed {
+                    unread: true,
+                    error,
+                }) if live.served > 0 && !retried => {
+                    let name = &self.inner.template.name;
+                    tracing::warn!(worker = %name, "a live instance of worker {name} ended between requests ({error}); the request goes to a fresh instance");
                     retried = true;
                 }
                 Err(failed) => return Err(failed.error),
@@ -174,24 +211,66 @@ impl PoolInner {
     }
 
     /// Takes the best idle instance: one that has booted and is not retiring, else one that has
-    /// booted, else one still booting. Instances that ended while idle are dropped.
+    /// booted, else one still booting. Instances that ended while idle are dropped, and so are
+    /// retiring ones whose replacement has booted or died (`max_requests` is a promise).
     fn checkout(&self) -> Option<Live> {
         let mut idle = self.idle();
-        idle.retain(|live| !live.ended.load(Ordering::Acquire));
+        let dropped: Vec<Live> = extract(&mut idle, |live| !live.usable());
         let pick = idle
             .iter()
             .rposition(|l| l.stdin.booted() && !l.retiring)
             .or_else(|| idle.iter().rposition(|l| l.stdin.booted()))
-            .or_else(|| idle.len().checked_sub(1))?;
-        Some(idle.remove(pick))
+            .or_else(|| idle.len().checked_sub(1));
+        let live = pick.map(|i| idle.remove(i));
+        drop(idle);
+        drop(dropped);
+        live
     }
 
     /// Whether an idle instance other than a retiring one is ready to serve.
     fn has_ready(&self) -> bool {
         self.idle()
             .iter()
-            .any(|l| l.stdin.booted() && !l.retiring && !l.ended.load(Ordering::Acquire))
+            .any(|l| l.stdin.booted() && !l.retiring && !l.state.ended.load(Ordering::Acquire))
     }
+}
+
+impl Evict for PoolInner {
+    /// Ends one idle instance that holds a slot: a retiring one first, then one that has
+    /// booted, then one still booting.
+    fn evict_one(&self) -> bool {
+        let mut idle = self.idle();
+        let holds = |l: &Live| {
+            l.state.has_slot.load(Ordering::Acquire) && !l.state.ended.load(Ordering::Acquire)
+        };
+        let pick = idle
+            .iter()
+            .position(|l| holds(l) && l.retiring)
+            .or_else(|| idle.iter().position(|l| holds(l) && l.stdin.booted()))
+            .or_else(|| idle.iter().position(holds));
+        let Some(i) = pick else {
+            return false;
+        };
+        let live = idle.remove(i);
+        drop(idle);
+        tracing::debug!(worker = %self.template.name, "idle instance evicted: another worker waits for an instance slot");
+        drop(live);
+        true
+    }
+}
+
+/// Removes the items `pred` selects, keeping the order of the rest.
+fn extract<T>(items: &mut Vec<T>, pred: impl Fn(&T) -> bool) -> Vec<T> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < items.len() {
+        if pred(&items[i]) {
+            out.push(items.remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    out
 }
 
 /// An instance checked out by one request. Unless given back healthy, dropping it discards
@@ -204,44 +283,54 @@ struct Checkout<'a> {
 impl Checkout<'_> {
     /// Returns a healthy instance. One that has served `max_requests` is replaced; while its
     /// replacement boots it keeps serving (as `retiring`) unless another instance is ready, so
-    /// recycling never makes a request wait for an interpreter to start.
+    /// recycling never makes a request wait for an interpreter to start. When the replacement
+    /// has booted or died, the retiring instance goes. While another instance waits for a
+    /// slot, nothing is kept idle: the instance goes, and its slot with it.
     fn give_back(&mut self) {
         let Some(mut live) = self.live.take() else {
             return;
         };
         live.served += 1;
+        if self.pool.template.engine.slots().contended() {
+            return;
+        }
         if live.served < self.pool.max_requests {
             self.pool.idle().push(live);
             return;
         }
-        let ready = self.pool.has_ready();
         if !live.retiring {
-            self.replace();
-        }
-        if ready {
-            drop(live);
-        } else {
             live.retiring = true;
+            live.successor = self.replace();
+        }
+        if live.usable() && !self.pool.has_ready() {
             self.pool.idle().push(live);
         }
     }
 
-    fn replace(&self) {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let fresh = Live::start(self.pool);
-            self.pool.idle().push(fresh);
+    /// Starts a replacement in the pool; returns what the retiring instance watches of it.
+    fn replace(&self) -> Option<Successor> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return None;
         }
+        let fresh = Live::start(self.pool);
+        let successor = Successor {
+            state: fresh.state.clone(),
+            stdin: fresh.stdin.clone(),
+        };
+        self.pool.idle().push(fresh);
+        Some(successor)
     }
 }
 
 impl Drop for Checkout<'_> {
     fn drop(&mut self) {
         if let Some(live) = self.live.take() {
-            // The request was cancelled (client gone) or failed: the guest must not keep
-            // computing on a detached task, so it gets no more CPU and stops at the next tick.
-            live.budget.stop();
+            // The request was cancelled (client gone) or failed. Dropping the instance stops its
+            // guest at the next tick (it must not keep computing on a detached task).
             drop(live);
-            self.replace();
+            if !self.pool.template.engine.slots().contended() {
+                self.replace();
+            }
         }
     }
 }
@@ -260,10 +349,26 @@ struct Live {
     budget: Arc<Budget>,
     exit: Exit,
     served: u64,
-    /// It has served `max_requests`; its replacement is booting.
+    /// It has served `max_requests`; it serves on only while `successor` boots.
     retiring: bool,
-    /// Set by the instance's task when the guest has ended.
-    ended: Arc<AtomicBool>,
+    successor: Option<Successor>,
+    /// Set by the instance's task.
+    state: Arc<LiveState>,
+}
+
+/// What the instance's task reports to its handle.
+#[derive(Default)]
+struct LiveState {
+    /// The guest has ended (its slot is free or about to be).
+    ended: AtomicBool,
+    /// The task holds an instance slot.
+    has_slot: AtomicBool,
+}
+
+/// The replacement a retiring instance waits for.
+struct Successor {
+    state: Arc<LiveState>,
+    stdin: FrameStdin,
 }
 
 enum Exit {
@@ -277,15 +382,17 @@ impl Live {
         let t = &pool.template;
         let limits = t.engine.limits();
         let (tx, rx) = oneshot::channel();
+        let stdin = FrameStdin::default();
         let live = Self {
-            stdin: FrameStdin::default(),
-            stdout: FrameStdout::new(limits.max_output_bytes),
+            stdout: FrameStdout::new(limits.max_output_bytes, stdin.clone()),
+            stdin,
             stderr: LogPipe::new(t.name.clone(), limits.max_stderr_bytes),
             budget: Arc::new(Budget::new(ticks_for(&t.engine))),
             exit: Exit::Running(rx),
             served: 0,
             retiring: false,
-            ended: Arc::new(AtomicBool::new(false)),
+            successor: None,
+            state: Arc::default(),
         };
         let task = Instance {
             template: pool.template.clone(),
@@ -293,17 +400,47 @@ impl Live {
             stdout: live.stdout.clone(),
             stderr: live.stderr.clone(),
             budget: live.budget.clone(),
+            state: live.state.clone(),
         };
-        let ended = live.ended.clone();
+        let state = live.state.clone();
+        let stdin = live.stdin.clone();
+        let name = t.name.clone();
         tokio::spawn(async move {
             let result = task.run().await;
-            ended.store(true, Ordering::Release);
+            state.ended.store(true, Ordering::Release);
+            // A request that waited for this boot logs its own error; a replacement booting
+            // in the background has nobody else to say so.
+            if let Err(err) = &result
+                && !stdin.booted()
+                && !matches!(err, RunError::Busy)
+            {
+                tracing::warn!(worker = %name, "a new instance of worker {name} failed while booting: {err}");
+            }
             let _ = tx.send(result);
         });
         live
     }
 
+    /// Whether the instance may serve another request: it has not ended, and if it is
+    /// retiring, its replacement is still booting.
+    fn usable(&self) -> bool {
+        if self.state.ended.load(Ordering::Acquire) {
+            return false;
+        }
+        if !self.retiring {
+            return true;
+        }
+        self.successor
+            .as_ref()
+            .is_some_and(|s| !s.state.ended.load(Ordering::Acquire) && !s.stdin.booted())
+    }
+
     /// Sends one request frame and waits for its response frame or the instance's end.
+    ///
+    /// The frame goes in only once the guest blocks reading its next request, so everything it
+    /// wrote for earlier requests has been written, and an answer counts only once the guest
+    /// has read the whole request: a late or extra answer to an earlier request can never be
+    /// taken for this one's (it breaks the framing and the instance is discarded).
     async fn request(&mut self, input: Bytes, t: &Template) -> Result<Bytes, Failed> {
         let rx = match &mut self.exit {
             Exit::Running(rx) => rx,
@@ -314,11 +451,29 @@ impl Live {
                 });
             }
         };
+        let result = tokio::select! {
+            biased;
+            () = self.stdin.reading() => None,
+            result = &mut *rx => Some(result.unwrap_or_else(|_| Err(ended()))),
+        };
+        if let Some(result) = result {
+            self.exit = Exit::Ended;
+            return Err(Failed {
+                error: result.err().unwrap_or_else(ended),
+                unread: true,
+            });
+        }
         let (tx, mut frame) = oneshot::channel();
-        self.stdout.expect(tx);
         self.stderr.reset();
         self.budget.reset(ticks_for(&t.engine));
+        // The answer's waiter is in place before the guest can see the request.
+        let end = self.stdin.pushed() + frame_len(input.len());
+        self.stdout.expect(tx, end);
         let start = self.stdin.push_frame(input);
+        let rx = match &mut self.exit {
+            Exit::Running(rx) => rx,
+            Exit::Ended => unreachable!("checked above"),
+        };
         let result = tokio::select! {
             biased;
             answer = &mut frame => match answer {
@@ -333,19 +488,27 @@ impl Live {
         if let Ok(bytes) = frame.try_recv() {
             return Ok(bytes);
         }
-        let unread = self.stdin.consumed() <= start;
+        let consumed = self.stdin.consumed();
+        debug_assert!(consumed <= end, "the guest read past the frame");
         Err(Failed {
             error: result.err().unwrap_or_else(ended),
-            unread,
+            unread: consumed <= start,
         })
     }
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
-        // End of stdin ends the guest's loop; its task then drops the store.
+        // End of stdin ends the guest's loop; its task then drops the store and frees the
+        // slot. A guest still computing gets no more CPU and stops at its next tick.
         self.stdin.close();
+        self.budget.stop();
     }
+}
+
+/// Bytes a request frame of a `len`-byte payload takes on the guest's stdin.
+fn frame_len(len: usize) -> u64 {
+    (len.to_string().len() + 1 + len) as u64
 }
 
 fn ended() -> RunError {
@@ -406,14 +569,19 @@ struct Instance {
     stdout: FrameStdout,
     stderr: LogPipe,
     budget: Arc<Budget>,
+    state: Arc<LiveState>,
 }
 
 impl Instance {
     async fn run(self) -> Result<(), RunError> {
         let t = &self.template;
-        let Ok(_slot) = t.engine.slots().clone().acquire_owned().await else {
-            return Err(RunError::Busy);
-        };
+        // Held until the store is gone, whatever way the guest ends.
+        let _slot = t.engine.slots().acquire(1).await?;
+        if self.stdin.is_closed() {
+            // Evicted or discarded while it waited for the slot: nobody will send it a request.
+            return Ok(());
+        }
+        self.state.has_slot.store(true, Ordering::Release);
         let mut builder = WasiCtxBuilder::new();
         builder
             .stdin(self.stdin.clone())
@@ -493,7 +661,12 @@ struct StdinState {
     consumed: u64,
     /// The guest has asked for input: its interpreter has booted and waits for requests.
     asked: bool,
+    /// The guest asked for input since the last frame and found none: it is blocked reading,
+    /// so it has finished everything it had to write.
+    reading: bool,
     wakers: Vec<Waker>,
+    /// The host waiting for `reading`.
+    host_wakers: Vec<Waker>,
 }
 
 impl FrameStdin {
@@ -507,6 +680,7 @@ impl FrameStdin {
         let mut st = self.lock();
         let start = st.pushed;
         st.pushed += (header.len() + payload.len()) as u64;
+        st.reading = false;
         st.chunks.push_back(header);
         if !payload.is_empty() {
             st.chunks.push_back(payload);
@@ -535,11 +709,35 @@ impl FrameStdin {
         self.lock().consumed
     }
 
+    /// Bytes pushed so far: the offset where the next frame starts.
+    fn pushed(&self) -> u64 {
+        self.lock().pushed
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Resolves once the guest is blocked reading with nothing pending.
+    async fn reading(&self) {
+        std::future::poll_fn(|cx| {
+            let mut st = self.lock();
+            if st.reading && st.chunks.is_empty() {
+                return Poll::Ready(());
+            }
+            if !st.host_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                st.host_wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await;
+    }
+
     /// Takes up to `size` bytes; `None` when nothing is pending and the stream is open.
     fn take(&self, size: usize) -> Option<Bytes> {
         let mut st = self.lock();
         let Some(front) = st.chunks.front_mut() else {
-            st.asked = true;
+            st.set_reading();
             return st.closed.then(Bytes::new);
         };
         let out = if front.len() <= size {
@@ -556,11 +754,24 @@ impl FrameStdin {
         if st.closed || !st.chunks.is_empty() {
             return Poll::Ready(());
         }
-        st.asked = true;
+        st.set_reading();
         if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
             st.wakers.push(cx.waker().clone());
         }
         Poll::Pending
+    }
+}
+
+impl StdinState {
+    /// The guest found nothing to read.
+    fn set_reading(&mut self) {
+        self.asked = true;
+        if !self.reading {
+            self.reading = true;
+            for w in self.host_wakers.drain(..) {
+                w.wake();
+            }
+        }
     }
 }
 
@@ -632,20 +843,23 @@ struct StdoutState {
     header: Vec<u8>,
     /// The frame being read: its announced length and the bytes so far.
     body: Option<(usize, BytesMut)>,
-    waiter: Option<oneshot::Sender<Bytes>>,
+    waiter: Option<Waiter>,
     failure: Option<FrameError>,
+    /// The guest's stdin: an answer counts only once the whole request has been read.
+    stdin: FrameStdin,
+}
+
+/// The request waiting for the next frame, and the stdin offset the guest must have read up
+/// to (the end of that request's frame) before its answer can be the request's.
+struct Waiter {
+    tx: oneshot::Sender<Bytes>,
+    request_end: u64,
 }
 
 impl FrameStdout {
-    fn new(max: usize) -> Self {
+    fn new(max: usize, stdin: FrameStdin) -> Self {
         Self {
-            shared: Arc::new(Mutex::new(StdoutState {
-                max,
-                header: Vec::new(),
-                body: None,
-                waiter: None,
-                failure: None,
-            })),
+            shared: Arc::new(Mutex::new(StdoutState::new(max, stdin))),
         }
     }
 
@@ -653,9 +867,9 @@ impl FrameStdout {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The next complete frame goes to `tx`.
-    fn expect(&self, tx: oneshot::Sender<Bytes>) {
-        self.lock().waiter = Some(tx);
+    /// The next complete frame goes to `tx`, if the guest has read up to `request_end` by then.
+    fn expect(&self, tx: oneshot::Sender<Bytes>, request_end: u64) {
+        self.lock().waiter = Some(Waiter { tx, request_end });
     }
 
     fn take_failure(&self) -> Option<FrameError> {
@@ -683,6 +897,17 @@ impl FrameStdout {
 }
 
 impl StdoutState {
+    fn new(max: usize, stdin: FrameStdin) -> Self {
+        Self {
+            max,
+            header: Vec::new(),
+            body: None,
+            waiter: None,
+            failure: None,
+            stdin,
+        }
+    }
+
     fn parse(&mut self, bytes: &mut &[u8]) -> Result<(), FrameError> {
         while !bytes.is_empty() {
             match &mut self.body {
@@ -729,11 +954,16 @@ impl StdoutState {
                 self.body = None;
                 let Some(waiter) = self.waiter.take() else {
                     return Err(FrameError::Protocol(
-                        "the worker wrote a response frame while no request was pending".into(),
+                        "the worker wrote a response frame while no request was pending (a late or second answer?)".into(),
                     ));
                 };
+                if self.stdin.consumed() < waiter.request_end {
+                    return Err(FrameError::Protocol(
+                        "the worker wrote a response frame before reading the whole request (an answer to an earlier request?)".into(),
+                    ));
+                }
                 // The request may have gone (client disconnected); the frame is then dropped.
-                let _ = waiter.send(frame);
+                let _ = waiter.tx.send(frame);
             }
         }
         Ok(())
@@ -803,19 +1033,13 @@ mod tests {
     use super::*;
 
     fn frames(max: usize, chunks: &[&[u8]]) -> (Result<(), FrameError>, Vec<Bytes>) {
-        let mut st = StdoutState {
-            max,
-            header: Vec::new(),
-            body: None,
-            waiter: None,
-            failure: None,
-        };
+        let mut st = StdoutState::new(max, FrameStdin::default());
         let mut got = Vec::new();
         let mut rx = None;
         for chunk in chunks {
             if st.waiter.is_none() && st.body.is_none() && st.header.is_empty() {
                 let (tx, r) = oneshot::channel();
-                st.waiter = Some(tx);
+                st.waiter = Some(Waiter { tx, request_end: 0 });
                 rx = Some(r);
             }
             let mut bytes = *chunk;
@@ -851,15 +1075,65 @@ mod tests {
 
     #[test]
     fn a_frame_nobody_asked_for_is_refused() {
-        let mut st = StdoutState {
-            max: 100,
-            header: Vec::new(),
-            body: None,
-            waiter: None,
-            failure: None,
-        };
+        let mut st = StdoutState::new(100, FrameStdin::default());
         let mut bytes: &[u8] = b"2\n{}";
         assert!(matches!(st.parse(&mut bytes), Err(FrameError::Protocol(_))));
+    }
+
+    #[test]
+    fn an_answer_before_the_whole_request_was_read_is_refused() {
+        let stdin = FrameStdin::default();
+        let mut st = StdoutState::new(100, stdin.clone());
+        let payload = Bytes::from("{\"n\":1}");
+        let end = stdin.pushed() + frame_len(payload.len());
+        let (tx, mut rx) = oneshot::channel();
+        st.waiter = Some(Waiter {
+            tx,
+            request_end: end,
+        });
+        let start = stdin.push_frame(payload);
+        assert_eq!(start, 0);
+        // The guest read the header only, then "answered": that answer is not this request's.
+        assert_eq!(stdin.take(3).as_deref(), Some(&b"7\n"[..]));
+        let mut bytes: &[u8] = b"2\n{}";
+        assert!(matches!(st.parse(&mut bytes), Err(FrameError::Protocol(_))));
+        assert!(rx.try_recv().is_err());
+        // Once it has read the whole request, its answer goes through.
+        let (tx, mut rx) = oneshot::channel();
+        st.waiter = Some(Waiter {
+            tx,
+            request_end: end,
+        });
+        assert_eq!(stdin.take(100).as_deref(), Some(&b"{\"n\":1}"[..]));
+        assert_eq!(stdin.consumed(), end);
+        let mut bytes: &[u8] = b"2\n{}";
+        assert!(st.parse(&mut bytes).is_ok());
+        assert_eq!(rx.try_recv().unwrap(), Bytes::from("{}"));
+    }
+
+    #[tokio::test]
+    async fn reading_resolves_only_while_the_guest_waits_with_nothing_pending() {
+        let stdin = FrameStdin::default();
+        let ready = |stdin: &FrameStdin| poll_once(stdin.reading());
+        // Booting: it has not asked yet.
+        assert!(!ready(&stdin));
+        assert!(stdin.take(10).is_none());
+        assert!(ready(&stdin));
+        stdin.push_frame(Bytes::from("{}"));
+        assert!(!ready(&stdin));
+        assert_eq!(stdin.take(10).as_deref(), Some(&b"2\n"[..]));
+        assert_eq!(stdin.take(10).as_deref(), Some(&b"{}"[..]));
+        // Read the frame but has not asked for the next one: still busy with it.
+        assert!(!ready(&stdin));
+        assert!(stdin.take(10).is_none());
+        assert!(ready(&stdin));
+    }
+
+    /// Polls `fut` once; true when it was ready.
+    fn poll_once(fut: impl std::future::Future<Output = ()>) -> bool {
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(Waker::noop());
+        fut.as_mut().poll(&mut cx).is_ready()
     }
 
     #[test]

@@ -194,9 +194,12 @@ impl Worker {
         if let Some(pool) = &self.pool {
             return pool.run(stdin).await;
         }
-        let Ok(_permit) = self.engine.slots().acquire().await else {
-            return Err(RunError::Busy);
+        // Held until the store is gone; a component takes one per memory or table it defines.
+        let cost = match &self.kind {
+            Kind::Component(pre) => crate::slots::component_cost(pre.instance_pre().component()),
+            _ => 1,
         };
+        let _slot = self.engine.slots().acquire(cost).await?;
         let limits = self.engine.limits();
         let (builder, pipes) = match host::wasi_builder(
             &self.name,
