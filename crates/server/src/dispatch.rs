@@ -129,11 +129,26 @@ impl App {
 
         let stdout = match endpoint.worker.run(Bytes::from(input)).await {
             Ok(stdout) => stdout,
+            // Overload: the worker crate logs why once per interval; one line per refused
+            // request would flood the log exactly when it matters.
+            Err(RunError::Busy) => {
+                tracing::debug!(
+                    worker,
+                    path = parts.uri.path(),
+                    "refused: {}",
+                    RunError::Busy
+                );
+                let mut resp = respond::worker_error(StatusCode::SERVICE_UNAVAILABLE);
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    http::HeaderValue::from_static(RETRY_AFTER),
+                );
+                return resp;
+            }
             Err(err) => {
                 tracing::error!(worker, path = parts.uri.path(), "worker {err}");
                 let status = match err {
                     RunError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                    RunError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 return respond::worker_error(status);
@@ -175,6 +190,9 @@ impl App {
         resp
     }
 }
+
+/// Seconds a client refused with 503 (every instance slot busy) should wait before retrying.
+const RETRY_AFTER: &str = "1";
 
 /// How long a client may take to send a request body (slow clients must not hold a
 /// connection forever).
