@@ -322,6 +322,20 @@ mod tests {
         assert!(!slots.contended());
     }
 
+    #[test]
+    fn a_component_costs_one_slot_per_memory_or_table_it_defines() {
+        let engine = wasmtime::Engine::default();
+        let cost =
+            |wat: &str| component_cost(&wasmtime::component::Component::new(&engine, wat).unwrap());
+        // No memory, no table: still one slot (stack, component instance).
+        assert_eq!(cost("(component)"), 1);
+        // One module with a memory and a table, instantiated three times: three of each.
+        let three = "(component (core module $m (memory 1) (table 1 funcref))
+            (core instance (instantiate $m)) (core instance (instantiate $m))
+            (core instance (instantiate $m)))";
+        assert_eq!(cost(three), 3);
+    }
+
     struct Idle {
         slot: Mutex<Option<Slot>>,
     }
