@@ -75,7 +75,9 @@ impl Engine {
                 "pooling allocator ready"
             );
         }
-        start_ticker(&engine);
+        if limits.timeout.is_some() {
+            start_ticker(&engine);
+        }
         let cache = cache_dir.map(|dir| ModuleCache::new(dir, &engine));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -135,11 +137,15 @@ impl Engine {
 fn config(limits: &Limits, slots: u32, pooling: bool) -> Config {
     let mut config = Config::new();
     config
-        .epoch_interruption(true)
+        .epoch_interruption(limits.timeout.is_some())
         .wasm_component_model(true)
         // Component-model async is not used; turning it off makes `Store::new` cheaper.
         .concurrency_support(false)
         .memory_guaranteed_dense_image_size(128 << 20);
+    // `WWS_PERF_MAP=1` writes /tmp/perf-PID.map so `perf report` names the guests' functions.
+    if std::env::var_os("WWS_PERF_MAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if pooling {
         let mut pool = PoolingAllocationConfig::new();
         // One instance slot (`slots.rs`) covers one memory, table, stack and component

@@ -518,7 +518,7 @@ fn ended() -> RunError {
 }
 
 fn ticks_for(engine: &Engine) -> u64 {
-    (engine.limits().timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    engine.limits().budget_ticks(EPOCH_TICK)
 }
 
 /// CPU time left for the request in flight, in epoch ticks; shared between the request (which

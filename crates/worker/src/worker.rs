@@ -282,12 +282,14 @@ impl Worker {
 }
 
 /// A store with the engine's memory limiter and CPU budget: the guest yields to tokio at every
-/// epoch tick and traps once its budget of ticks is spent.
+/// epoch tick and traps once its budget of ticks is spent (no epochs when the limit is off).
 pub(crate) fn new_store<T: HostState>(engine: &Engine, data: T) -> Store<T> {
     let mut store = Store::new(engine.wasmtime(), data);
     store.limiter(|h| h.limits());
-    let ticks = (engine.limits().timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
-    store.data_mut().cpu().ticks_left = ticks as u64;
+    if engine.limits().timeout.is_none() {
+        return store;
+    }
+    store.data_mut().cpu().ticks_left = engine.limits().budget_ticks(EPOCH_TICK);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| {
         let cpu = ctx.data_mut().cpu();
@@ -320,7 +322,7 @@ pub(crate) fn classify(
         };
     }
     if cpu_exhausted {
-        return Err(RunError::Timeout(limits.timeout));
+        return Err(RunError::Timeout(limits.timeout.unwrap_or_default()));
     }
     let chain = format!("{err:#}");
     if chain.contains("forcing trap when growing memory") {

@@ -79,7 +79,8 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = 256, env = "WWS_MAX_MEMORY_MIB")]
     pub max_memory_mib: u64,
 
-    /// CPU time a worker may spend on one request, in milliseconds (more is a 504).
+    /// CPU time a worker may spend on one request, in milliseconds (more is a 504). 0 turns
+    /// the limit off: only for trusted workers, as one that never returns then holds a thread.
     #[arg(long, default_value_t = 30_000, env = "WWS_TIMEOUT_MS")]
     pub timeout_ms: u64,
 }

@@ -16,6 +16,7 @@ fn project() -> Project {
     p.wasm("hog.wasm", "memory_hog");
     p.wasm("big.wasm", "big_output");
     p.wasm("echo.wasm", "echo");
+    p.wasm("sleep.wasm", "sleep");
     p
 }
 
@@ -46,6 +47,21 @@ fn infinite_loop_times_out_while_other_routes_answer() {
         "limit not enforced: {took:?}"
     );
     wws.wait_for_output("CPU time limit");
+}
+
+#[test]
+fn timeout_zero_turns_the_cpu_limit_off() {
+    let p = project();
+    // The same 300 ms of busy work: over a 100 ms limit, and fine without one.
+    let limited = Wws::builder(p.path())
+        .args(["--timeout-ms", "100"])
+        .start();
+    let resp = client().get(limited.url("/sleep?ms=300")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 504);
+    drop(limited);
+    let unlimited = Wws::builder(p.path()).args(["--timeout-ms", "0"]).start();
+    assert_eq!(unlimited.get_text("/sleep?ms=300", 200), "slept");
+    assert_eq!(unlimited.get_text("/hello", 200), "Hello from wws");
 }
 
 #[test]

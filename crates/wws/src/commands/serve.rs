@@ -63,7 +63,7 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let limits = Limits {
         max_memory_bytes: usize::try_from(args.limits.max_memory_mib.saturating_mul(1 << 20))
             .unwrap_or(usize::MAX),
-        timeout: Duration::from_millis(args.limits.timeout_ms.max(1)),
+        timeout: (args.limits.timeout_ms > 0).then(|| Duration::from_millis(args.limits.timeout_ms)),
         max_output_bytes: args.limits.max_output_size,
         ..Limits::default()
     };
@@ -119,7 +119,7 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     ));
     let listener = tokio::net::TcpListener::from_std(listener)?;
     say(format_args!("🚀 Start serving requests at http://{addr}\n"));
-    let drain = limits.timeout + Duration::from_secs(5);
+    let drain = limits.timeout.unwrap_or(Duration::from_secs(30)) + Duration::from_secs(5);
     wws_server::serve(listener, app, shutdown_signal(), drain).await?;
     Ok(ExitCode::SUCCESS)
 }
