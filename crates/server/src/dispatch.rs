@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
+use hyper::body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use wws_router::RouteKind;
@@ -79,34 +80,9 @@ impl App {
     ) -> Response<Body> {
         let worker = endpoint.worker.name();
         let (parts, body) = req.into_parts();
-        let collect = Limited::new(body, self.config.max_body_bytes).collect();
-        let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, collect).await else {
-            return respond::simple(
-                StatusCode::REQUEST_TIMEOUT,
-                "text/plain; charset=utf-8",
-                "request body not received in time\n",
-            );
-        };
-        let body = match collected {
-            Ok(collected) => collected.to_bytes(),
-            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                return respond::simple(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "text/plain; charset=utf-8",
-                    format!(
-                        "request body larger than {} bytes\n",
-                        self.config.max_body_bytes
-                    ),
-                );
-            }
-            Err(err) => {
-                tracing::debug!("reading request body: {err}");
-                return respond::simple(
-                    StatusCode::BAD_REQUEST,
-                    "text/plain; charset=utf-8",
-                    "bad request body\n",
-                );
-            }
+        let body = match self.read_body(body).await {
+            Ok(body) => body,
+            Err(resp) => return resp,
         };
 
         let snapshot = match &endpoint.kv_namespace {
@@ -193,6 +169,43 @@ impl App {
 
 /// Seconds a client refused with 503 (every instance slot busy) should wait before retrying.
 const RETRY_AFTER: &str = "1";
+
+impl App {
+    /// The whole request body, or the response that refuses it (too large, too slow, broken).
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, Response<Body>> {
+        // Most requests have no body: no timer to arm and cancel for them.
+        if body.is_end_stream() {
+            return Ok(Bytes::new());
+        }
+        let collect = Limited::new(body, self.config.max_body_bytes).collect();
+        let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, collect).await else {
+            return Err(respond::simple(
+                StatusCode::REQUEST_TIMEOUT,
+                "text/plain; charset=utf-8",
+                "request body not received in time\n",
+            ));
+        };
+        match collected {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(respond::simple(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain; charset=utf-8",
+                format!(
+                    "request body larger than {} bytes\n",
+                    self.config.max_body_bytes
+                ),
+            )),
+            Err(err) => {
+                tracing::debug!("reading request body: {err}");
+                Err(respond::simple(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain; charset=utf-8",
+                    "bad request body\n",
+                ))
+            }
+        }
+    }
+}
 
 /// How long a client may take to send a request body (slow clients must not hold a
 /// connection forever).
