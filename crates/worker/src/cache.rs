@@ -1,30 +1,59 @@
-//! Compiled modules on disk, so a second start deserializes in milliseconds instead of
-//! compiling for seconds (CPython 4 s, Ruby 10 s).
+//! Compiled modules on disk, so a second start maps them in milliseconds instead of compiling
+//! for seconds (CPython 4 s, Ruby 10 s, a JS snapshot 1–2 s).
 //!
 //! A file is named after the BLAKE3 hash of the module (or of a snapshot's inputs) and the
-//! engine's compatibility hash, so a
-//! different wasmtime or different settings never pick up a stale artifact. Each file ends with
-//! the SHA-256 of its own contents; a file that does not match (truncated, corrupted, written by
-//! something else) is ignored and rebuilt. Only artifacts that wws wrote and verified are
-//! deserialized — deserializing is `unsafe` in wasmtime because a forged artifact is native code.
-//! The trailer is a BLAKE3 hash: a warm start reads every artifact once, and BLAKE3 checks a
-//! few hundred megabytes in tens of milliseconds where SHA-256 needs a few hundred.
-//! Someone who can write `.wws/cache` can also replace the worker itself, so this guards against
-//! accidents, not against the project's owner.
+//! engine's compatibility hash, so a different wasmtime or different settings never pick up a
+//! stale artifact. Each file is wasmtime's artifact (an ELF image) followed by the BLAKE3 hash
+//! of that artifact; a file that does not match (truncated, corrupted, written by something
+//! else) is ignored and rebuilt. Only artifacts that wws wrote and verified are deserialized —
+//! deserializing is `unsafe` in wasmtime because a forged artifact is native code. Someone who
+//! can write `.wws/cache` can also replace the worker itself, so this guards against accidents,
+//! not against the project's owner.
+//!
+//! Loading is built for a warm start with many workers (issue #5: 50 workers, ≤ 100 ms):
+//! - the file is opened once, **mapped** (not read) and its trailer checked through the map;
+//!   the same open file is then handed to wasmtime (`Module::deserialize_open_file`), which
+//!   maps it again copy-on-write. What was checked is what runs, and nothing is copied: a
+//!   JS snapshot's 5.6 MB used to be read, hashed and copied into fresh memory (8–13 ms each);
+//! - wasmtime ignores the 32 bytes after the ELF image, so the trailer can stay in the file;
+//! - a file-backed module also lets wasmtime map a snapshot's memory image straight from the
+//!   file at instantiation, instead of first copying it into a memfd;
+//! - large files are hashed on every core (BLAKE3 with rayon).
+//!
+//! Files are created owner-only (0600) and a cache folder wws creates is 0700: JS and Ruby
+//! snapshots hold the worker's vars, including values taken from the host's environment
+//! (`$HOST_VAR` in a worker's TOML), which may be secrets (review finding F11).
+//!
+//! [`IncrementalCache`] is the second half: Cranelift's per-function cache, so snapshots that
+//! share an engine's code (every JS worker runs the same QuickJS) compile it once.
 
+use std::borrow::Cow;
+use std::fs::File;
 use std::hash::{Hash, Hasher};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-
-/// The integrity trailer of a cache file.
-fn trailer(bytes: &[u8]) -> [u8; TRAILER] {
-    *blake3::hash(bytes).as_bytes()
-}
 use wasmtime::Module;
 use wasmtime::component::Component;
 
+/// Length of the integrity trailer: a BLAKE3 hash.
 const TRAILER: usize = 32;
+
+/// Inputs at least this large are hashed on every core; below it, threads cost more than they
+/// save.
+const PARALLEL_HASH: usize = 1 << 20;
+
+/// The integrity trailer of a cache file.
+fn trailer(bytes: &[u8]) -> [u8; TRAILER] {
+    let mut hasher = blake3::Hasher::new();
+    if bytes.len() >= PARALLEL_HASH {
+        hasher.update_rayon(bytes);
+    } else {
+        hasher.update(bytes);
+    }
+    *hasher.finalize().as_bytes()
+}
 
 /// A folder of compiled artifacts for one engine configuration.
 #[derive(Debug, Clone)]
@@ -52,35 +81,26 @@ impl ModuleCache {
     /// Loads the compiled form of `bytes`, compiling and storing it on a miss.
     pub fn module(&self, engine: &wasmtime::Engine, bytes: &[u8]) -> anyhow::Result<Module> {
         let path = self.path_for(bytes, "module");
-        if let Some(artifact) = read_verified(&path) {
-            // SAFETY: the artifact was written by `store` below for this engine configuration
-            // (name = module hash + engine hash) and its checksum trailer matches.
-            #[allow(
-                unsafe_code,
-                reason = "deserializing an artifact wws wrote and verified"
-            )]
-            match unsafe { Module::deserialize(engine, &artifact) } {
-                Ok(module) => return Ok(module),
-                Err(err) => tracing::warn!("ignoring cached module {}: {err:#}", path.display()),
-            }
+        if let Some(module) = load_module(engine, &path) {
+            return Ok(module);
         }
         let artifact = engine.precompile_module(bytes)?;
-        self.store(&path, &artifact);
-        #[allow(unsafe_code, reason = "the artifact was just produced by this engine")]
-        // SAFETY: produced by `precompile_module` of this very engine a moment ago.
-        Ok(unsafe { Module::deserialize(engine, &artifact) }?)
+        self.store_module(engine, &path, &artifact)
     }
 
     /// Same as [`Self::module`] for components.
     pub fn component(&self, engine: &wasmtime::Engine, bytes: &[u8]) -> anyhow::Result<Component> {
         let path = self.path_for(bytes, "component");
-        if let Some(artifact) = read_verified(&path) {
+        if open_verified(&path).is_some() {
             #[allow(
                 unsafe_code,
                 reason = "deserializing an artifact wws wrote and verified"
             )]
-            // SAFETY: as in `module`: our own artifact, checksum verified.
-            match unsafe { Component::deserialize(engine, &artifact) } {
+            // SAFETY: as in `load_module`: our own artifact, trailer verified a moment ago.
+            // wasmtime has no `deserialize_open_file` for components, so it reopens the path;
+            // wws only ever replaces cache files by renaming a complete, verified-on-write
+            // artifact over them, never by writing in place.
+            match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok(component),
                 Err(err) => tracing::warn!("ignoring cached component {}: {err:#}", path.display()),
             }
@@ -94,22 +114,9 @@ impl ModuleCache {
 
     /// The compiled module stored under `key`, a hash the caller computed from everything the
     /// module depends on (e.g. a snapshot's inputs), if present and intact. A snapshot whose
-    /// compiled form is cached is then never rebuilt, read or hashed again.
+    /// compiled form is cached is then never rebuilt.
     pub fn module_by_key(&self, engine: &wasmtime::Engine, key: &str) -> Option<Module> {
-        let path = self.keyed_path(key);
-        let artifact = read_verified(&path)?;
-        #[allow(
-            unsafe_code,
-            reason = "deserializing an artifact wws wrote and verified"
-        )]
-        // SAFETY: written by `store_module_by_key` for this engine configuration; trailer matches.
-        match unsafe { Module::deserialize(engine, &artifact) } {
-            Ok(module) => Some(module),
-            Err(err) => {
-                tracing::warn!("ignoring cached module {}: {err:#}", path.display());
-                None
-            }
-        }
+        load_module(engine, &self.keyed_path(key))
     }
 
     /// Compiles `bytes` and stores the result under `key` for [`Self::module_by_key`].
@@ -120,10 +127,7 @@ impl ModuleCache {
         bytes: &[u8],
     ) -> anyhow::Result<Module> {
         let artifact = engine.precompile_module(bytes)?;
-        self.store(&self.keyed_path(key), &artifact);
-        #[allow(unsafe_code, reason = "the artifact was just produced by this engine")]
-        // SAFETY: produced by `precompile_module` of this very engine a moment ago.
-        Ok(unsafe { Module::deserialize(engine, &artifact) }?)
+        self.store_module(engine, &self.keyed_path(key), &artifact)
     }
 
     fn keyed_path(&self, key: &str) -> PathBuf {
@@ -133,7 +137,9 @@ impl ModuleCache {
 
     /// A stored blob (e.g. a pre-initialised snapshot) named `key`, if present and intact.
     pub fn get_blob(&self, key: &str) -> Option<Vec<u8>> {
-        read_verified(&self.dir.join(format!("{key}.blob")))
+        let path = self.dir.join(format!("{key}.blob"));
+        let (_, map) = open_verified(&path)?;
+        Some(map[..map.len() - TRAILER].to_vec())
     }
 
     /// Stores a blob under `key` (atomically, with a checksum trailer).
@@ -147,38 +153,186 @@ impl ModuleCache {
             .join(format!("{digest}-{}-{kind}.cwasm", self.engine_hash))
     }
 
-    /// Writes atomically (temp file + rename). A failure only costs a recompile next time.
-    fn store(&self, path: &Path, artifact: &[u8]) {
-        let result = (|| -> anyhow::Result<()> {
-            std::fs::create_dir_all(&self.dir)
-                .with_context(|| format!("creating {}", self.dir.display()))?;
+    /// Stores a freshly compiled artifact and returns it as a module mapped from the stored
+    /// file (so its memory image is file-backed too); from memory if the file cannot be written.
+    fn store_module(
+        &self,
+        engine: &wasmtime::Engine,
+        path: &Path,
+        artifact: &[u8],
+    ) -> anyhow::Result<Module> {
+        if let Some(file) = self.store(path, artifact) {
+            #[allow(unsafe_code, reason = "the artifact was just produced by this engine")]
+            // SAFETY: `file` is the file just written with this engine's artifact; it was
+            // renamed into place and is never written again.
+            match unsafe { Module::deserialize_open_file(engine, file) } {
+                Ok(module) => return Ok(module),
+                Err(err) => tracing::warn!("cannot map {}: {err:#}", path.display()),
+            }
+        }
+        #[allow(unsafe_code, reason = "the artifact was just produced by this engine")]
+        // SAFETY: produced by `precompile_module` of this very engine a moment ago.
+        Ok(unsafe { Module::deserialize(engine, artifact) }?)
+    }
+
+    /// Writes atomically (owner-only temp file + rename) and returns the written file. A
+    /// failure only costs a recompile next time.
+    fn store(&self, path: &Path, artifact: &[u8]) -> Option<File> {
+        let result = (|| -> anyhow::Result<File> {
+            create_private_dir(&self.dir)?;
+            // `tempfile` creates the file with mode 0600; the rename keeps it.
             let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-            use std::io::Write as _;
             tmp.write_all(artifact)?;
             tmp.write_all(&trailer(artifact))?;
-            tmp.persist(path)?;
-            Ok(())
+            Ok(tmp.persist(path)?)
         })();
-        if let Err(err) = result {
-            tracing::warn!(
-                "could not cache a compiled module in {}: {err:#}",
-                self.dir.display()
-            );
+        match result {
+            Ok(file) => Some(file),
+            Err(err) => {
+                tracing::warn!(
+                    "could not cache a compiled module in {}: {err:#}",
+                    self.dir.display()
+                );
+                None
+            }
         }
     }
 }
 
-/// Reads an artifact and checks its trailer; `None` for missing or damaged files.
-fn read_verified(path: &Path) -> Option<Vec<u8>> {
-    let mut data = std::fs::read(path).ok()?;
-    if data.len() <= TRAILER {
+/// A verified cached module at `path`, mapped from the file; `None` (with a warning for
+/// damaged files) when it is missing, damaged or not loadable by this engine.
+fn load_module(engine: &wasmtime::Engine, path: &Path) -> Option<Module> {
+    let (file, _map) = open_verified(path)?;
+    #[allow(
+        unsafe_code,
+        reason = "deserializing an artifact wws wrote and verified"
+    )]
+    // SAFETY: the file was written by `ModuleCache::store` for this engine configuration (its
+    // name holds the engine's compatibility hash), its trailer matches its contents as read
+    // through `_map`, and wasmtime maps this same open file. Cache files are replaced only by
+    // renaming a new file over them, never modified in place, so the mapping stays as checked.
+    match unsafe { Module::deserialize_open_file(engine, file) } {
+        Ok(module) => Some(module),
+        Err(err) => {
+            tracing::warn!("ignoring cached module {}: {err:#}", path.display());
+            None
+        }
+    }
+}
+
+/// Opens a cache file and checks its trailer through a read-only map; `None` for missing or
+/// damaged files. Returns the open file (to hand to wasmtime) and the map (artifact + trailer).
+fn open_verified(path: &Path) -> Option<(File, memmap2::Mmap)> {
+    let file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len <= TRAILER as u64 {
+        tracing::warn!("ignoring damaged cache file {} (too short)", path.display());
         return None;
     }
-    let split = data.len() - TRAILER;
-    if trailer(&data[..split])[..] != data[split..] {
+    #[allow(unsafe_code, reason = "mapping a cache file read-only to hash it")]
+    // SAFETY: a read-only shared map of a regular file. wws never modifies cache files in
+    // place (it renames complete files over them); if something else truncates the file while
+    // it is mapped, reading the map faults, which is what `std::fs::read` of a cache file
+    // written in place by a third party would risk as well.
+    let map = match unsafe { memmap2::Mmap::map(&file) } {
+        Ok(map) => map,
+        Err(err) => {
+            tracing::warn!("ignoring cache file {}: {err}", path.display());
+            return None;
+        }
+    };
+    let split = map.len().checked_sub(TRAILER)?;
+    if trailer(&map[..split])[..] != map[split..] {
         tracing::warn!("ignoring damaged cache file {}", path.display());
         return None;
     }
-    data.truncate(split);
-    Some(data)
+    Some((file, map))
+}
+
+/// Creates `dir` (and missing parents) owner-only where wws creates it: cache files can hold
+/// a worker's vars. An existing folder (e.g. one given with `--cache-dir`) keeps its mode.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Cranelift's incremental compilation cache on disk: one file per compiled function, named
+/// after the hash Cranelift computes from the function's IR and the target, so a function that
+/// appears in several modules compiles once. Every JS worker's snapshot carries the whole
+/// QuickJS engine (about 3 MB of machine code) and differs only in its data; without this, a
+/// first start compiles that engine once per JS worker.
+///
+/// Entries live in `<cache dir>/functions/` and end with a BLAKE3 trailer over the key and
+/// the value, like the module cache: a damaged or misplaced entry is a miss (Cranelift then
+/// compiles the function and overwrites the entry), never code. Entries are written as the
+/// engine compiles, atomically, owner-only.
+#[derive(Debug)]
+pub struct IncrementalCache {
+    dir: PathBuf,
+}
+
+impl IncrementalCache {
+    /// A function cache under the module cache folder `cache_dir`.
+    pub fn new(cache_dir: &Path) -> Self {
+        Self {
+            dir: cache_dir.join("functions"),
+        }
+    }
+
+    fn path(&self, key: &[u8]) -> PathBuf {
+        self.dir.join(blake3::hash(key).to_hex().as_str())
+    }
+
+    fn entry_trailer(key: &[u8], value: &[u8]) -> [u8; TRAILER] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&(key.len() as u64).to_le_bytes());
+        hasher.update(key);
+        hasher.update(value);
+        *hasher.finalize().as_bytes()
+    }
+}
+
+impl wasmtime::CacheStore for IncrementalCache {
+    fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
+        let mut data = std::fs::read(self.path(key)).ok()?;
+        let split = data.len().checked_sub(TRAILER)?;
+        if Self::entry_trailer(key, &data[..split])[..] != data[split..] {
+            tracing::debug!(
+                "ignoring damaged compiled function in {}",
+                self.dir.display()
+            );
+            return None;
+        }
+        data.truncate(split);
+        Some(Cow::Owned(data))
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        let result = (|| -> anyhow::Result<()> {
+            create_private_dir(&self.dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+            tmp.write_all(&value)?;
+            tmp.write_all(&Self::entry_trailer(key, &value))?;
+            tmp.persist(self.path(key))?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::debug!(
+                    "could not cache a compiled function in {}: {err:#}",
+                    self.dir.display()
+                );
+                false
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::cache::ModuleCache;
+use crate::cache::{IncrementalCache, ModuleCache};
 use crate::limits::Limits;
 use crate::slots::{MAX_CORE_INSTANCES_PER_COMPONENT, SlotConfig, Slots};
 
@@ -57,13 +57,18 @@ impl Engine {
         cache_dir: Option<&Path>,
         slots: SlotConfig,
     ) -> anyhow::Result<Self> {
-        let (engine, pooling) = match wasmtime::Engine::new(&config(&limits, slots.slots, true)) {
+        let (engine, pooling) = match wasmtime::Engine::new(&config(
+            &limits,
+            slots.slots,
+            true,
+            cache_dir,
+        )) {
             Ok(engine) => (engine, true),
             Err(err) => {
                 tracing::warn!(
                     "pooling allocator unavailable ({err:#}); falling back to on-demand instances, which are slower"
                 );
-                let engine = wasmtime::Engine::new(&config(&limits, slots.slots, false))
+                let engine = wasmtime::Engine::new(&config(&limits, slots.slots, false, cache_dir))
                     .map_err(anyhow::Error::from)
                     .context("could not create the WebAssembly engine")?;
                 (engine, false)
@@ -134,8 +139,13 @@ impl Engine {
     }
 }
 
-fn config(limits: &Limits, slots: u32, pooling: bool) -> Config {
+fn config(limits: &Limits, slots: u32, pooling: bool, cache_dir: Option<&Path>) -> Config {
     let mut config = Config::new();
+    if let Some(dir) = cache_dir {
+        // Snapshots that share code (every JS worker's QuickJS) compile it once (cache.rs).
+        // Cannot fail: the compiler is enabled.
+        let _ = config.enable_incremental_compilation(Arc::new(IncrementalCache::new(dir)));
+    }
     config
         .epoch_interruption(limits.timeout.is_some())
         .wasm_component_model(true)
