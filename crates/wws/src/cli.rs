@@ -83,6 +83,16 @@ pub struct LimitArgs {
     /// the limit off: only for trusted workers, as one that never returns then holds a thread.
     #[arg(long, default_value_t = 30_000, env = "WWS_TIMEOUT_MS")]
     pub timeout_ms: u64,
+
+    /// Worker instances alive at once, over all workers; further requests wait for one.
+    #[arg(long, default_value_t = wws_worker::slots::DEFAULT_SLOTS, env = "WWS_INSTANCE_SLOTS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub instance_slots: u32,
+
+    /// How long a request waits for a free instance before it gets 503 with `Retry-After`,
+    /// in milliseconds.
+    #[arg(long, default_value_t = 5_000, env = "WWS_QUEUE_TIMEOUT_MS")]
+    pub queue_timeout_ms: u64,
 }
 
 /// Subcommands.

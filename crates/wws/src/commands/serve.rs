@@ -12,6 +12,7 @@ use wws_router::Routes;
 use wws_runtimes::Runtimes;
 use wws_server::{App, AppConfig, Cors, Endpoint, StaticFiles};
 use wws_worker::config::WorkerConfig;
+use wws_worker::slots::SlotConfig;
 use wws_worker::{Engine, Limits, Worker};
 
 use crate::cli::ServeArgs;
@@ -71,7 +72,11 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .cache_dir
         .clone()
         .unwrap_or_else(|| root.join(".wws").join("cache"));
-    let engine = Engine::new(limits.clone(), Some(&cache_dir))?;
+    let slots = SlotConfig {
+        slots: args.limits.instance_slots,
+        queue_timeout: Duration::from_millis(args.limits.queue_timeout_ms),
+    };
+    let engine = Engine::with_slots(limits.clone(), Some(&cache_dir), slots)?;
     let host_env = |name: &str| std::env::var(name).ok();
     let mut endpoints = Vec::with_capacity(routes.len());
     for route in routes.iter() {
