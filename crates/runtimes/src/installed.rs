@@ -30,6 +30,8 @@ pub(crate) struct Installed {
     pub runtime: InstalledRuntime,
     entrypoint: Entrypoint,
     module: std::sync::OnceLock<wws_worker::wasmtime::Module>,
+    /// Held while `module` is compiled, so it is compiled once.
+    compiling: std::sync::Mutex<()>,
     sha256: std::sync::OnceLock<String>,
 }
 
@@ -42,6 +44,7 @@ impl Installed {
             runtime,
             entrypoint,
             module: std::sync::OnceLock::new(),
+            compiling: std::sync::Mutex::new(()),
             sha256: std::sync::OnceLock::new(),
         })
     }
@@ -94,6 +97,14 @@ impl Installed {
     }
 
     fn module(&self, engine: &Engine) -> anyhow::Result<wws_worker::wasmtime::Module> {
+        if let Some(m) = self.module.get() {
+            return Ok(m.clone());
+        }
+        // Workers are prepared on several threads: one compiles, the others wait for it.
+        let _first = self
+            .compiling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(m) = self.module.get() {
             return Ok(m.clone());
         }

@@ -9,7 +9,7 @@
 //! top-level exception stops the start with the file, line and message.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
@@ -27,6 +27,8 @@ pub(crate) static ENGINE_WASM: &[u8] = include_bytes!(concat!(
 #[derive(Default)]
 pub(crate) struct JavaScript {
     preinit: OnceLock<Preinit>,
+    /// Held while `preinit` is made, so it is made once.
+    init: Mutex<()>,
     engine_hash: OnceLock<String>,
 }
 
@@ -35,8 +37,19 @@ impl JavaScript {
         if let Some(p) = self.preinit.get() {
             return Ok(p);
         }
+        // Workers are prepared on several threads: the first one instruments and compiles the
+        // engine, the others wait for it rather than doing the same work.
+        let _first = self.init.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = self.preinit.get() {
+            return Ok(p);
+        }
+        let started = std::time::Instant::now();
         let p =
             Preinit::new(engine, ENGINE_WASM).context("cannot prepare the JavaScript engine")?;
+        tracing::info!(
+            "prepared the JavaScript engine for snapshots in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(self.preinit.get_or_init(|| p))
     }
 
@@ -76,6 +89,7 @@ impl JavaScript {
         let code = match cache.and_then(|c| c.module_by_key(engine.wasmtime(), &key)) {
             Some(module) => Code::Module(module),
             None => {
+                let started = std::time::Instant::now();
                 let snapshot = self
                     .preinit(engine)?
                     .snapshot(&args, &env, &preopens)
@@ -84,12 +98,20 @@ impl JavaScript {
                         PreinitError::Init { .. } => anyhow::anyhow!("cannot load {name}: {err}"),
                         PreinitError::Host(e) => e.context(format!("cannot pre-initialise {name}")),
                     })?;
-                match cache {
+                let snapshotted = started.elapsed();
+                let code = match cache {
                     Some(c) => {
                         Code::Module(c.store_module_by_key(engine.wasmtime(), &key, &snapshot)?)
                     }
                     None => Code::Bytes(snapshot.into()),
-                }
+                };
+                tracing::info!(
+                    "pre-initialised {name} in {:.2} s (snapshot {:.2} s, compile {:.2} s)",
+                    started.elapsed().as_secs_f64(),
+                    snapshotted.as_secs_f64(),
+                    (started.elapsed() - snapshotted).as_secs_f64()
+                );
+                code
             }
         };
         Ok(Program {

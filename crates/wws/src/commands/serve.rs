@@ -4,7 +4,8 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -77,20 +78,7 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         queue_timeout: Duration::from_millis(args.limits.queue_timeout_ms),
     };
     let engine = Engine::with_slots(limits.clone(), Some(&cache_dir), slots)?;
-    let host_env = |name: &str| std::env::var(name).ok();
-    let mut endpoints = Vec::with_capacity(routes.len());
-    for route in routes.iter() {
-        let file = root.join(&route.file);
-        let config = WorkerConfig::load_for(&file, host_env)?;
-        let program = runtimes
-            .program(&engine, root, &route.file, &config)
-            .await?;
-        let worker = Worker::prepare(&engine, program)?;
-        endpoints.push(Endpoint {
-            worker: Arc::new(worker),
-            kv_namespace: config.kv_namespace,
-        });
-    }
+    let endpoints = prepare_workers(root, &routes, &runtimes, &engine)?;
     say(format_args!(
         "✅ Workers loaded in {:?}.",
         started.elapsed()
@@ -127,6 +115,80 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let drain = limits.timeout.unwrap_or(Duration::from_secs(30)) + Duration::from_secs(5);
     wws_server::serve(listener, app, shutdown_signal(), drain).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prepares the worker of every route, on one thread per core: a warm start is mostly mapping
+/// and checking cached artifacts and linking, a first start mostly snapshots and compiles, and
+/// both are independent per worker. Endpoints come back in route order. The first failing
+/// route (in route order, among those prepared) stops the start; once one has failed, workers
+/// not yet started are skipped.
+///
+/// Blocks the calling task; the threads drive async preparation (JS snapshots) on `tokio`'s
+/// runtime through its handle.
+fn prepare_workers(
+    root: &Path,
+    routes: &Routes,
+    runtimes: &Runtimes,
+    engine: &Engine,
+) -> anyhow::Result<Vec<Endpoint>> {
+    let handle = tokio::runtime::Handle::current();
+    let files: Vec<&Path> = routes.iter().map(|r| r.file.as_path()).collect();
+    let results: Vec<OnceLock<anyhow::Result<Endpoint>>> =
+        files.iter().map(|_| OnceLock::new()).collect();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(files.len());
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..threads {
+            std::thread::Builder::new()
+                .name("wws-prepare".into())
+                .spawn_scoped(scope, || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(rel) = files.get(i) else { break };
+                        if failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let result = handle.block_on(prepare_worker(root, rel, runtimes, engine));
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        let _ = results[i].set(result);
+                    }
+                })
+                .context("cannot start a thread to prepare workers")?;
+        }
+        Ok(())
+    })?;
+    let mut endpoints = Vec::with_capacity(files.len());
+    for (result, rel) in results.into_iter().zip(&files) {
+        match result.into_inner() {
+            Some(result) => endpoints.push(result?),
+            // Skipped after another worker failed; that error comes later in route order.
+            None if failed.load(Ordering::Relaxed) => {}
+            None => anyhow::bail!("worker {} was not prepared", rel.display()),
+        }
+    }
+    Ok(endpoints)
+}
+
+/// Reads the worker's TOML, builds its program and links it.
+async fn prepare_worker(
+    root: &Path,
+    rel: &Path,
+    runtimes: &Runtimes,
+    engine: &Engine,
+) -> anyhow::Result<Endpoint> {
+    let host_env = |name: &str| std::env::var(name).ok();
+    let config = WorkerConfig::load_for(&root.join(rel), host_env)?;
+    let program = runtimes.program(engine, root, rel, &config).await?;
+    let worker = Worker::prepare(engine, program)?;
+    Ok(Endpoint {
+        worker: Arc::new(worker),
+        kv_namespace: config.kv_namespace,
+    })
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
