@@ -85,15 +85,7 @@ impl Installed {
         preopens: &[Preopen],
     ) -> anyhow::Result<Code> {
         let sha = self.interpreter_sha256()?;
-        let bytes = wws_worker::ruby_snapshot::snapshot(
-            engine,
-            sha,
-            || self.interpreter(),
-            args,
-            env,
-            preopens,
-        )?;
-        Ok(Code::Bytes(bytes.into()))
+        wws_worker::ruby_snapshot::snapshot(engine, sha, || self.interpreter(), args, env, preopens)
     }
 
     fn module(&self, engine: &Engine) -> anyhow::Result<wws_worker::wasmtime::Module> {

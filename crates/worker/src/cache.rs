@@ -127,20 +127,12 @@ impl ModuleCache {
     }
 
     fn keyed_path(&self, key: &str) -> PathBuf {
-        self.dir
-            .join(format!("{key}-{}-module-{FORMAT}.cwasm", self.engine_hash))
+        self.dir.join(self.keyed_file_name(key))
     }
 
-    /// A stored blob (e.g. a pre-initialised snapshot) named `key`, if present and intact.
-    pub fn get_blob(&self, key: &str) -> Option<Vec<u8>> {
-        let path = self.dir.join(format!("{key}-{FORMAT}.blob"));
-        let (_, map) = open_verified(&path)?;
-        Some(map[..map.len() - TRAILER].to_vec())
-    }
-
-    /// Stores a blob under `key` (atomically, with a checksum trailer).
-    pub fn put_blob(&self, key: &str, bytes: &[u8]) {
-        self.store(&self.dir.join(format!("{key}-{FORMAT}.blob")), bytes);
+    /// Name of the file in [`Self::dir`] that holds the module stored under `key`.
+    pub fn keyed_file_name(&self, key: &str) -> String {
+        format!("{key}-{}-module-{FORMAT}.cwasm", self.engine_hash)
     }
 
     fn path_for(&self, bytes: &[u8], kind: &str) -> PathBuf {

@@ -22,7 +22,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::engine::Engine;
-use crate::program::Preopen;
+use crate::program::{Code, Preopen};
 use crate::wizer::{PreinitError, Snapshotter};
 
 /// Libraries evaluated into every snapshot: our Ruby wrapper (`runtimes/ruby/poly.rb`) loads
@@ -64,9 +64,11 @@ pub fn snapshot_key(
     format!("rb-{}", hex::encode(&h.finalize()[..16]))
 }
 
-/// The pre-initialised interpreter for these argv, environment and mounts: from the module
-/// cache when present, otherwise booted and snapshotted now (about 10 s for ruby.wasm) and
-/// stored. `interpreter` is read only on a miss.
+/// The pre-initialised interpreter for these argv, environment and mounts, compiled: from the
+/// module cache when present (mapped, nothing recompiled), otherwise booted and snapshotted now
+/// (about 10 s for ruby.wasm), compiled (much of it from the function cache, since the
+/// snapshot's code is the interpreter's) and stored. `interpreter` is read only on a miss.
+/// Without a module cache the snapshot's bytes are returned, to be compiled by the worker.
 ///
 /// Blocking: the boot runs on its own thread and tokio runtime, so it may be called from
 /// synchronous code inside an async context.
@@ -77,10 +79,11 @@ pub fn snapshot(
     args: &[String],
     env: &[(String, String)],
     preopens: &[Preopen],
-) -> anyhow::Result<Vec<u8>> {
+) -> anyhow::Result<Code> {
     let key = snapshot_key(interpreter_sha256, args, env, preopens);
-    if let Some(bytes) = engine.cache().and_then(|c| c.get_blob(&key)) {
-        return Ok(bytes);
+    let cache = engine.cache();
+    if let Some(module) = cache.and_then(|c| c.module_by_key(engine.wasmtime(), &key)) {
+        return Ok(Code::Module(module));
     }
     let wasm = interpreter()?;
     let started = std::time::Instant::now();
@@ -106,13 +109,20 @@ pub fn snapshot(
             .join()
             .map_err(|_| anyhow::anyhow!("the Ruby snapshot thread panicked"))?
     })?;
+    let snapshotted = started.elapsed();
+    let size = bytes.len();
+    let (code, stored) = match cache {
+        Some(c) => (
+            Code::Module(c.store_module_by_key(engine.wasmtime(), &key, &bytes)?),
+            format!(", cached as {}", c.keyed_file_name(&key)),
+        ),
+        None => (Code::Bytes(bytes.into()), String::new()),
+    };
     tracing::info!(
-        "pre-initialised Ruby in {:.1} s ({} bytes, cached as {key})",
+        "pre-initialised Ruby in {:.1} s (snapshot {:.1} s, compile {:.1} s; {size} bytes{stored})",
         started.elapsed().as_secs_f64(),
-        bytes.len()
+        snapshotted.as_secs_f64(),
+        (started.elapsed() - snapshotted).as_secs_f64()
     );
-    if let Some(cache) = engine.cache() {
-        cache.put_blob(&key, &bytes);
-    }
-    Ok(bytes)
+    Ok(code)
 }

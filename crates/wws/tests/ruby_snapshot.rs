@@ -39,7 +39,7 @@ fn snapshots_taken(wws: &Wws) -> Vec<PathBuf> {
         .lines()
         .filter(|l| l.contains(TOOK))
         .filter_map(|l| l.rsplit("cached as ").next())
-        .map(|key| module_cache_dir().join(format!("{}.blob", key.trim_end_matches(')'))))
+        .map(|name| module_cache_dir().join(name.trim_end_matches(')')))
         .collect()
 }
 
