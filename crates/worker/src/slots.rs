@@ -196,6 +196,21 @@ impl Slots {
         }
     }
 
+    /// One slot for work that must not be refused, such as pre-initialising a worker at
+    /// startup: waits as long as it takes (idle reuse-mode instances are evicted as for
+    /// [`Self::acquire`]).
+    pub(crate) async fn acquire_patiently(&self) -> Result<Slot, RunError> {
+        if let Ok(permit) = self.semaphore.clone().try_acquire_owned() {
+            return Ok(Slot { _permit: permit });
+        }
+        let _waiting = Waiting::new(&self.waiting);
+        self.evict_one();
+        match self.semaphore.clone().acquire_owned().await {
+            Ok(permit) => Ok(Slot { _permit: permit }),
+            Err(_closed) => Err(RunError::Busy),
+        }
+    }
+
     /// Whether some instance is waiting for a slot right now.
     pub(crate) fn contended(&self) -> bool {
         self.waiting.load(Ordering::Acquire) > 0

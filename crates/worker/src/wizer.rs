@@ -117,6 +117,14 @@ impl<'a> Snapshotter<'a> {
         how: Init<'_>,
     ) -> Result<Vec<u8>, PreinitError> {
         let host_err = |e: wasmtime::Error| PreinitError::Host(anyhow::Error::from(e));
+        // Workers are prepared on every core at once: each snapshot takes its turn for a slot
+        // of the pool like a request does, held until the instance is gone.
+        let _slot = self
+            .engine
+            .slots()
+            .acquire_patiently()
+            .await
+            .map_err(|e| PreinitError::Host(e.into()))?;
         let stderr = MemoryOutputPipe::new(INIT_STDERR);
         let mut builder = WasiCtxBuilder::new();
         builder

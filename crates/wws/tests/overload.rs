@@ -249,3 +249,24 @@ fn f16_max_requests_holds_when_the_replacement_dies_while_booting() {
         );
     }
 }
+
+#[test]
+fn startup_snapshots_wait_for_a_slot_instead_of_failing() {
+    // Preparing workers takes instances too (JS snapshots, on every core at once): with a
+    // single slot they must take turns, not fail the start.
+    let p = Project::new();
+    for name in ["a", "b", "c"] {
+        p.file(
+            &format!("{name}.js"),
+            format!("addEventListener('fetch', e => e.respondWith(new Response('{name}')));"),
+        );
+    }
+    p.wasm("hello.wasm", "hello");
+    let wws = Wws::builder(p.path())
+        .env("WWS_INSTANCE_SLOTS", "1")
+        .start();
+    for name in ["a", "b", "c"] {
+        assert_eq!(wws.get_text(&format!("/{name}"), 200), name);
+    }
+    assert_eq!(wws.get_text("/hello", 200), "Hello from wws");
+}
