@@ -53,9 +53,7 @@ fn infinite_loop_times_out_while_other_routes_answer() {
 fn timeout_zero_turns_the_cpu_limit_off() {
     let p = project();
     // The same 300 ms of busy work: over a 100 ms limit, and fine without one.
-    let limited = Wws::builder(p.path())
-        .args(["--timeout-ms", "100"])
-        .start();
+    let limited = Wws::builder(p.path()).args(["--timeout-ms", "100"]).start();
     let resp = client().get(limited.url("/sleep?ms=300")).send().unwrap();
     assert_eq!(resp.status().as_u16(), 504);
     drop(limited);

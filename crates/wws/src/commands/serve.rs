@@ -65,7 +65,8 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let limits = Limits {
         max_memory_bytes: usize::try_from(args.limits.max_memory_mib.saturating_mul(1 << 20))
             .unwrap_or(usize::MAX),
-        timeout: (args.limits.timeout_ms > 0).then(|| Duration::from_millis(args.limits.timeout_ms)),
+        timeout: (args.limits.timeout_ms > 0)
+            .then(|| Duration::from_millis(args.limits.timeout_ms)),
         max_output_bytes: args.limits.max_output_size,
         ..Limits::default()
     };
