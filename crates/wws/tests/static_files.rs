@@ -75,3 +75,35 @@ fn no_way_out_of_public() {
         );
     }
 }
+
+#[test]
+fn files_changed_replaced_or_removed_while_serving_are_served_as_they_are_now() {
+    let p = project();
+    // Two segments: no worker route matches, so a missing file is the 404 page.
+    p.file("public/css/site.css", "body { color: red }");
+    let wws = Wws::start(p.path());
+    assert_eq!(wws.get_text("/css/site.css", 200), "body { color: red }");
+    // Served again from memory, then rewritten in place: the new contents.
+    assert_eq!(wws.get_text("/css/site.css", 200), "body { color: red }");
+    p.file("public/css/site.css", "body { color: blue; margin: 0 }");
+    assert_eq!(
+        wws.get_text("/css/site.css", 200),
+        "body { color: blue; margin: 0 }"
+    );
+    // Replaced by another file of the same size (a rename over it): the new one.
+    let replacement = p.path().join("public/css/.next.css");
+    std::fs::write(&replacement, "body { color: gray; margin: 0 }").unwrap();
+    std::fs::rename(&replacement, p.path().join("public/css/site.css")).unwrap();
+    assert_eq!(
+        wws.get_text("/css/site.css", 200),
+        "body { color: gray; margin: 0 }"
+    );
+    // Removed: the custom 404, and the new one once the 404 page itself changes.
+    std::fs::remove_file(p.path().join("public/css/site.css")).unwrap();
+    assert_eq!(wws.get_text("/css/site.css", 404), "<h1>Not here</h1>");
+    p.file("public/404.html", "<h1>Gone</h1>");
+    assert_eq!(wws.get_text("/css/site.css", 404), "<h1>Gone</h1>");
+    // Added after the start: served.
+    p.file("public/css/new.css", "new");
+    assert_eq!(wws.get_text("/css/new.css", 200), "new");
+}
