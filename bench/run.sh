@@ -178,6 +178,7 @@ fi
 # project_KEY DIR: fills DIR with a hello project, or sets WHY and returns 1.
 project_rust_sdk() { cp "$GUESTS/hello.wasm" "$1/index.wasm"; }
 project_rust_raw() { cp "$GUESTS/hello_raw.wasm" "$1/index.wasm"; }
+project_static() { mkdir -p "$1/public" && echo "Hello from a static file" >"$1/public/index.html"; }
 project_js() {
   echo 'addEventListener("fetch", e => e.respondWith(new Response("Hello from js")));' >"$1/index.js"
 }
@@ -210,6 +211,7 @@ scenario() { S_KEY+=("$1") S_LABEL+=("$2") S_CONNS+=("$3") S_EXPECT+=("$4"); }
 scenario rust_sdk     "wws rust hello (SDK)"     "32 1"       "Hello from wws"
 scenario rust_raw     "wws rust hello (raw)"     "32 1"       "Hello from wws"
 scenario js           "wws js hello"             "32 1"       "Hello from js"
+scenario static       "wws static file"          "32"         "Hello from a static file"
 scenario python       "python hello"             "8 1"        "Hello from python"
 scenario python_fresh "python hello (no reuse)"  "1"          "Hello from python"
 scenario ruby         "ruby hello"               "1"          "Hello from ruby"
