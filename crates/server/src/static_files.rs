@@ -163,7 +163,8 @@ impl StaticFiles {
 
     /// The custom 404 page, if the project has one.
     pub async fn not_found_page(&self) -> Option<StaticFile> {
-        const KEY: &str = "\0404";
+        // Request paths start with `/` (or are empty), so this key is never one of them.
+        const KEY: &str = "404 page";
         if let Some(hit) = self.cached(KEY) {
             return Some(hit);
         }
