@@ -87,4 +87,11 @@ pub struct Program {
     pub reuse: Option<u64>,
     /// Script the Ruby driver evaluates (`load "/src/index.rb"`); unused by other entrypoints.
     pub ruby_script: Option<String>,
+    /// For a snapshot whose requests write all over its memory image (the JS engine: QuickJS
+    /// reference counts): linear memory from this offset to its end is written once before
+    /// each run, so the slot keeps a private copy of the whole image. Wasmtime's reset keeps at
+    /// most 32 runs of dirty pages; scattered ones past that were dropped and copy-on-write
+    /// faulted again by every request, one TLB-shootdown IPI per page when both CPUs serve. A
+    /// private image is restored with one copy instead. `None` for everything else.
+    pub private_memory_from: Option<usize>,
 }

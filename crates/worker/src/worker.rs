@@ -29,6 +29,8 @@ pub struct Worker {
     args: Vec<String>,
     env: Vec<(String, String)>,
     preopens: Vec<Preopen>,
+    /// See [`Program::private_memory_from`].
+    private_memory_from: Option<usize>,
     /// Live instances serving request after request (reuse mode), when the program asks for it.
     pool: Option<reuse::Pool>,
 }
@@ -95,6 +97,7 @@ impl Worker {
             args: program.args,
             env: program.env,
             preopens: program.preopens,
+            private_memory_from: program.private_memory_from,
             pool,
         })
     }
@@ -242,6 +245,9 @@ impl Worker {
                 let mut store = self.store(data);
                 let outcome = async {
                     let instance = pre.instantiate_async(&mut store).await?;
+                    if let Some(from) = self.private_memory_from {
+                        keep_memory_private(&mut store, &instance, from);
+                    }
                     match &self.kind {
                         Kind::Command(_) => {
                             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -281,6 +287,26 @@ impl Worker {
     }
 }
 
+/// Writes back one byte of every page of the instance's memory from `from` on, so the pool's
+/// slot holds its own copy of those pages from the first request on (see
+/// [`Program::private_memory_from`]). On a slot that already has them this is a few hundred
+/// stores; nothing changes in the guest's view of memory. Only for a range of at most
+/// [`PRIVATE_MEMORY_MAX`]: every reset copies all of it back.
+fn keep_memory_private(store: &mut Store<CoreHost>, instance: &wasmtime::Instance, from: usize) {
+    const PAGE: usize = 4096;
+    let Some(memory) = instance.get_memory(&mut *store, "memory") else {
+        return;
+    };
+    let data = memory.data_mut(store);
+    if data.len().saturating_sub(from) > PRIVATE_MEMORY_MAX {
+        return;
+    }
+    for at in (from..data.len()).step_by(PAGE) {
+        // `black_box` keeps the compiler from dropping a store of the value just read.
+        data[at] = std::hint::black_box(data[at]);
+    }
+}
+
 /// A store with the engine's memory limiter and CPU budget: the guest yields to tokio at every
 /// epoch tick and traps once its budget of ticks is spent (no epochs when the limit is off).
 pub(crate) fn new_store<T: HostState>(engine: &Engine, data: T) -> Store<T> {
@@ -303,6 +329,11 @@ pub(crate) fn new_store<T: HostState>(engine: &Engine, data: T) -> Store<T> {
     });
     store
 }
+
+/// Largest range [`keep_memory_private`] takes on: copying it back at every reset costs about
+/// what the faults it saves cost (measured: a 1.6 MiB JS heap serves 3x more requests at 32
+/// connections, 23 % fewer at one; a 12 MiB one 17x fewer at one).
+const PRIVATE_MEMORY_MAX: usize = 2 << 20;
 
 /// Turns the raw outcome of a run into a [`RunError`] a user can act on.
 pub(crate) fn classify(
