@@ -124,8 +124,13 @@ impl StaticFiles {
             return Some(hit);
         }
         let file = self.resolve(path)?;
+        self.read_and_remember(path, file).await
+    }
+
+    /// Reads `file` and keeps it in memory as what `key` serves.
+    async fn read_and_remember(&self, key: &str, file: PathBuf) -> Option<StaticFile> {
         let (served, version) = read(&file).await?;
-        self.remember(path, file, version, &served);
+        self.remember(key, file, version, &served);
         Some(served)
     }
 
@@ -168,10 +173,8 @@ impl StaticFiles {
         if let Some(hit) = self.cached(KEY) {
             return Some(hit);
         }
-        let file = self.root.join("404.html");
-        let (served, version) = read(&file).await?;
-        self.remember(KEY, file, version, &served);
-        Some(served)
+        self.read_and_remember(KEY, self.root.join("404.html"))
+            .await
     }
 }
 
