@@ -90,8 +90,14 @@ fn second_start_uses_the_cache_and_damaged_entries_are_rebuilt() {
     assert!(cache_files(&p).len() >= files.len());
 }
 
-/// Every JS snapshot holds the whole engine's code; a second JS worker must find nearly all
-/// of it in the function cache instead of compiling (and storing) it again.
+/// Every JS snapshot holds the whole engine's code; more JS workers must find nearly all of
+/// it in the function cache instead of compiling (and storing) it again.
+///
+/// Not all of it: Cranelift 0.135 keys a function by its IR, and a compiler context reused
+/// after a trampoline still holds that trampoline's exception tables (`DataFlowGraph::clear`
+/// keeps them), so a few percent of the keys depend on which function a parallel compile ran
+/// before. Measured: each more worker adds 5-9 % new entries; compiling the engine again would
+/// add 100 %.
 #[test]
 fn js_snapshots_share_compiled_functions() {
     let p = Project::new();
@@ -111,7 +117,7 @@ fn js_snapshots_share_compiled_functions() {
     assert_eq!(wws.get_text("/c", 200), "c ok");
     let after_three = function_files(&p).len();
     assert!(
-        after_three < after_one + after_one / 10,
+        after_three < after_one + after_one / 4,
         "two more JS workers added {} compiled functions to {after_one}: the engine's code was compiled again",
         after_three - after_one
     );
