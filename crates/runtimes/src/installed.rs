@@ -216,7 +216,7 @@ impl Installed {
             preopens,
             reuse,
             ruby_script: Some(format!("load \"/src/{index}\"")),
-            private_memory_from: None,
+            scattered_writes: false,
         })
     }
 }

@@ -23,11 +23,6 @@ pub(crate) static ENGINE_WASM: &[u8] = include_bytes!(concat!(
     "/../../engines/js/dist/wws-js-engine.wasm"
 ));
 
-/// Where the engine's memory image starts being written by requests: the top of its 4 MiB
-/// shadow stack (`engines/js/build.rs`; the stack comes first in memory), less 64 KiB for the
-/// frames a request pushes. Everything above is the heap the snapshot holds (`Program` doc).
-const PRIVATE_MEMORY_FROM: usize = (4 << 20) - (64 << 10);
-
 /// The JS runtime of one process: the engine instrumented for snapshots, made on first use.
 #[derive(Default)]
 pub(crate) struct JavaScript {
@@ -128,7 +123,7 @@ impl JavaScript {
             preopens,
             reuse: None,
             ruby_script: None,
-            private_memory_from: Some(PRIVATE_MEMORY_FROM),
+            scattered_writes: true,
         })
     }
 

@@ -19,6 +19,6 @@ pub fn program(file: &Path, rel: &Path, config: &WorkerConfig) -> anyhow::Result
         preopens: crate::folder_preopens(config),
         reuse: None,
         ruby_script: None,
-        private_memory_from: None,
+        scattered_writes: false,
     })
 }

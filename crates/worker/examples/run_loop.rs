@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         preopens: Vec::new(),
         reuse: None,
         ruby_script: None,
-        private_memory_from: None,
+        scattered_writes: false,
     };
     let worker = std::sync::Arc::new(Worker::prepare(&engine, program)?);
     let input = Bytes::from_static(br#"{"url":"/","method":"GET","headers":{"host":"localhost"},"body":"","kv":{},"params":{}}"#);

@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod config;
+mod dirty_pages;
 pub mod engine;
 mod error;
 mod host;

@@ -87,11 +87,9 @@ pub struct Program {
     pub reuse: Option<u64>,
     /// Script the Ruby driver evaluates (`load "/src/index.rb"`); unused by other entrypoints.
     pub ruby_script: Option<String>,
-    /// For a snapshot whose requests write all over its memory image (the JS engine: QuickJS
-    /// reference counts): linear memory from this offset to its end is written once before
-    /// each run, so the slot keeps a private copy of the whole image. Wasmtime's reset keeps at
-    /// most 32 runs of dirty pages; scattered ones past that were dropped and copy-on-write
-    /// faulted again by every request, one TLB-shootdown IPI per page when both CPUs serve. A
-    /// private image is restored with one copy instead. `None` for everything else.
-    pub private_memory_from: Option<usize>,
+    /// For a snapshot whose requests write pages all over its memory image (the JS engine:
+    /// QuickJS reference counts): after each run the gaps between dirty pages are narrowed
+    /// until wasmtime's reset keeps them all resident, so no request page-faults them in again
+    /// (`dirty_pages.rs`). Costs one page-map read per request; `false` for everything else.
+    pub scattered_writes: bool,
 }

@@ -10,6 +10,7 @@ use wasmtime::{InstancePre, Linker, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, ResourceTable};
 
+use crate::dirty_pages;
 use crate::engine::{EPOCH_TICK, Engine};
 use crate::error::RunError;
 use crate::host::{self, ComponentHost, CoreHost, CpuBudget, HostState};
@@ -29,8 +30,8 @@ pub struct Worker {
     args: Vec<String>,
     env: Vec<(String, String)>,
     preopens: Vec<Preopen>,
-    /// See [`Program::private_memory_from`].
-    private_memory_from: Option<usize>,
+    /// See [`Program::scattered_writes`].
+    scattered_writes: bool,
     /// Live instances serving request after request (reuse mode), when the program asks for it.
     pool: Option<reuse::Pool>,
 }
@@ -97,7 +98,7 @@ impl Worker {
             args: program.args,
             env: program.env,
             preopens: program.preopens,
-            private_memory_from: program.private_memory_from,
+            scattered_writes: program.scattered_writes,
             pool,
         })
     }
@@ -245,10 +246,7 @@ impl Worker {
                 let mut store = self.store(data);
                 let outcome = async {
                     let instance = pre.instantiate_async(&mut store).await?;
-                    if let Some(from) = self.private_memory_from {
-                        keep_memory_private(&mut store, &instance, from);
-                    }
-                    match &self.kind {
+                    let ran = match &self.kind {
                         Kind::Command(_) => {
                             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                             start.call_async(&mut store, ()).await
@@ -262,7 +260,13 @@ impl Worker {
                             ruby::run(&mut store, &instance, exports, &self.args, script).await
                         }
                         Kind::Component(_) => unreachable!("handled above"),
+                    };
+                    if self.scattered_writes
+                        && let Some(memory) = instance.get_memory(&mut store, "memory")
+                    {
+                        dirty_pages::coalesce(memory.data_mut(&mut store));
                     }
+                    ran
                 }
                 .await;
                 classify(outcome, store.data().cpu.exhausted, limits)
@@ -284,26 +288,6 @@ impl Worker {
 
     fn store<T: HostState>(&self, data: T) -> Store<T> {
         new_store(&self.engine, data)
-    }
-}
-
-/// Writes back one byte of every page of the instance's memory from `from` on, so the pool's
-/// slot holds its own copy of those pages from the first request on (see
-/// [`Program::private_memory_from`]). On a slot that already has them this is a few hundred
-/// stores; nothing changes in the guest's view of memory. Only for a range of at most
-/// [`PRIVATE_MEMORY_MAX`]: every reset copies all of it back.
-fn keep_memory_private(store: &mut Store<CoreHost>, instance: &wasmtime::Instance, from: usize) {
-    const PAGE: usize = 4096;
-    let Some(memory) = instance.get_memory(&mut *store, "memory") else {
-        return;
-    };
-    let data = memory.data_mut(store);
-    if data.len().saturating_sub(from) > PRIVATE_MEMORY_MAX {
-        return;
-    }
-    for at in (from..data.len()).step_by(PAGE) {
-        // `black_box` keeps the compiler from dropping a store of the value just read.
-        data[at] = std::hint::black_box(data[at]);
     }
 }
 
@@ -329,11 +313,6 @@ pub(crate) fn new_store<T: HostState>(engine: &Engine, data: T) -> Store<T> {
     });
     store
 }
-
-/// Largest range [`keep_memory_private`] takes on: copying it back at every reset costs about
-/// what the faults it saves cost (measured: a 1.6 MiB JS heap serves 3x more requests at 32
-/// connections, 23 % fewer at one; a 12 MiB one 17x fewer at one).
-const PRIVATE_MEMORY_MAX: usize = 2 << 20;
 
 /// Turns the raw outcome of a run into a [`RunError`] a user can act on.
 pub(crate) fn classify(
