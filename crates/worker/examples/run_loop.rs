@@ -1,6 +1,7 @@
 //! Runs one worker in a loop without HTTP, to profile the per-request path of the host alone:
 //! `cargo run --release -p wws-worker --example run_loop -- WORKER.wasm [RUNS] [TASKS]`.
 //! Prints the mean wall time per run; run it under `perf record` or `valgrind --tool=callgrind`.
+//! `SCATTERED_WRITES=1` runs it as a JS snapshot is run (`Program::scattered_writes`).
 
 use std::time::Instant;
 
@@ -29,7 +30,7 @@ fn main() -> anyhow::Result<()> {
         preopens: Vec::new(),
         reuse: None,
         ruby_script: None,
-        scattered_writes: false,
+        scattered_writes: std::env::var_os("SCATTERED_WRITES").is_some(),
     };
     let worker = std::sync::Arc::new(Worker::prepare(&engine, program)?);
     let input = Bytes::from_static(br#"{"url":"/","method":"GET","headers":{"host":"localhost"},"body":"","kv":{},"params":{}}"#);
