@@ -30,8 +30,8 @@ pub struct Worker {
     args: Vec<String>,
     env: Vec<(String, String)>,
     preopens: Vec<Preopen>,
-    /// See [`Program::scattered_writes`].
-    scattered_writes: bool,
+    /// Set for programs with [`Program::scattered_writes`].
+    coalescer: Option<dirty_pages::Coalescer>,
     /// Live instances serving request after request (reuse mode), when the program asks for it.
     pool: Option<reuse::Pool>,
 }
@@ -98,7 +98,9 @@ impl Worker {
             args: program.args,
             env: program.env,
             preopens: program.preopens,
-            scattered_writes: program.scattered_writes,
+            coalescer: program
+                .scattered_writes
+                .then(dirty_pages::Coalescer::default),
             pool,
         })
     }
@@ -261,10 +263,10 @@ impl Worker {
                         }
                         Kind::Component(_) => unreachable!("handled above"),
                     };
-                    if self.scattered_writes
+                    if let Some(coalescer) = &self.coalescer
                         && let Some(memory) = instance.get_memory(&mut store, "memory")
                     {
-                        dirty_pages::coalesce(memory.data_mut(&mut store));
+                        coalescer.after_run(memory.data_mut(&mut store));
                     }
                     ran
                 }
