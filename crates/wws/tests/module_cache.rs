@@ -50,6 +50,16 @@ fn js_worker(body: &str) -> String {
     format!("addEventListener('fetch', (e) => e.respondWith(new Response('{body}')));\n")
 }
 
+/// A project with one JS worker, `a.js`, served once: its snapshot and the engine's compiled
+/// functions are in the cache.
+fn served_once_with_one_js_worker() -> Project {
+    let p = Project::new();
+    p.file("a.js", js_worker("a ok"));
+    let wws = Wws::start(p.path());
+    assert_eq!(wws.get_text("/a", 200), "a ok");
+    p
+}
+
 #[test]
 fn second_start_uses_the_cache_and_damaged_entries_are_rebuilt() {
     let p = Project::new();
@@ -100,12 +110,7 @@ fn second_start_uses_the_cache_and_damaged_entries_are_rebuilt() {
 /// add 100 %.
 #[test]
 fn js_snapshots_share_compiled_functions() {
-    let p = Project::new();
-    p.file("a.js", js_worker("a ok"));
-    {
-        let wws = Wws::start(p.path());
-        assert_eq!(wws.get_text("/a", 200), "a ok");
-    }
+    let p = served_once_with_one_js_worker();
     let after_one = function_files(&p).len();
     assert!(after_one > 100, "only {after_one} functions cached");
 
@@ -128,12 +133,7 @@ fn js_snapshots_share_compiled_functions() {
 /// or change its answer.
 #[test]
 fn damaged_compiled_functions_are_recompiled_not_trusted() {
-    let p = Project::new();
-    p.file("a.js", js_worker("a ok"));
-    {
-        let wws = Wws::start(p.path());
-        assert_eq!(wws.get_text("/a", 200), "a ok");
-    }
+    let p = served_once_with_one_js_worker();
     let damaged: Vec<(PathBuf, Vec<u8>)> = function_files(&p)
         .into_iter()
         .enumerate()
