@@ -1,19 +1,16 @@
-//! Per-request store data: the WASI context, the memory limiter, the CPU budget, and the pipes
-//! that capture stdout and stderr.
+//! Per-request store data: the WASI state (`wasi.rs`), the memory limiter, the CPU budget, and
+//! the pipe that logs stderr.
 
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::p2::StreamResult;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::limits::Limits;
-use crate::program::Preopen;
+use crate::sink::Sink;
+use crate::wasi::RequestWasi;
 
 /// CPU time left for this request, in epoch ticks.
 #[derive(Debug, Default)]
@@ -24,7 +21,7 @@ pub(crate) struct CpuBudget {
 
 /// Store data for core modules (WASI preview1).
 pub(crate) struct CoreHost {
-    pub wasi: WasiP1Ctx,
+    pub wasi: RequestWasi,
     pub limits: StoreLimits,
     pub cpu: CpuBudget,
     /// Handle table of the Ruby reactor's `canonical_abi` resources.
@@ -72,59 +69,6 @@ impl HostState for ComponentHost {
     }
 }
 
-/// The capture side of one run: stdout (bounded; overflowing fails the run) and stderr
-/// (bounded; overflow is cut silently, it is only for the log).
-pub(crate) struct Pipes {
-    pub stdout: MemoryOutputPipe,
-    pub stderr: LogPipe,
-}
-
-/// Builds the WASI context of one request.
-pub(crate) fn wasi_builder(
-    worker: &Arc<str>,
-    limits: &Limits,
-    stdin: Bytes,
-    args: &[String],
-    env: &[(String, String)],
-    preopens: &[Preopen],
-) -> anyhow::Result<(WasiCtxBuilder, Pipes)> {
-    let pipes = Pipes {
-        // One byte over the limit: a run that fills it printed too much, even if the guest
-        // ignored the failed write and exited cleanly.
-        stdout: MemoryOutputPipe::new(limits.max_output_bytes.saturating_add(1)),
-        stderr: LogPipe::new(worker.clone(), limits.max_stderr_bytes),
-    };
-    let mut builder = WasiCtxBuilder::new();
-    builder
-        .stdin(MemoryInputPipe::new(stdin))
-        .stdout(pipes.stdout.clone())
-        .stderr(pipes.stderr.clone())
-        .args(args)
-        .envs(env);
-    add_preopens(&mut builder, preopens)?;
-    Ok((builder, pipes))
-}
-
-/// Mounts `preopens` in order (the order matters to snapshots: wasi-libc records the table).
-pub(crate) fn add_preopens(
-    builder: &mut WasiCtxBuilder,
-    preopens: &[Preopen],
-) -> anyhow::Result<()> {
-    for p in preopens {
-        let perms = if p.writable {
-            FsPerms::ReadWrite
-        } else {
-            FsPerms::ReadOnly
-        };
-        builder
-            .preopened_dir(&p.host, &p.guest, perms)
-            .map_err(|err| {
-                anyhow::anyhow!("cannot mount {} at {}: {err}", p.host.display(), p.guest)
-            })?;
-    }
-    Ok(())
-}
-
 /// The memory limiter of one store.
 pub(crate) fn store_limits(limits: &Limits) -> StoreLimits {
     StoreLimitsBuilder::new()
@@ -161,7 +105,7 @@ impl LogPipe {
         }
     }
 
-    fn push(&self, mut bytes: &[u8]) {
+    pub(crate) fn push(&self, mut bytes: &[u8]) {
         let mut st = self
             .state
             .lock()
@@ -214,58 +158,9 @@ impl LogPipe {
     }
 }
 
-impl IsTerminal for LogPipe {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for LogPipe {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl OutputStream for LogPipe {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.push(&bytes);
+impl Sink for LogPipe {
+    fn accept(&self, bytes: &[u8]) -> StreamResult<()> {
+        self.push(bytes);
         Ok(())
-    }
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(64 << 10)
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for LogPipe {
-    async fn ready(&mut self) {}
-}
-
-impl tokio::io::AsyncWrite for LogPipe {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.push(buf);
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
     }
 }

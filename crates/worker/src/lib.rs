@@ -19,7 +19,9 @@ pub mod protocol;
 mod reuse;
 mod ruby;
 pub mod ruby_snapshot;
+mod sink;
 pub mod slots;
+mod wasi;
 pub mod wizer;
 mod worker;
 

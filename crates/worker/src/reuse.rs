@@ -67,16 +67,16 @@ use std::task::{Poll, Waker};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{Semaphore, oneshot};
 use wasmtime::{InstancePre, Store, UpdateDeadline};
-use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
-use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::cli::{IsTerminal, StdinStream};
+use wasmtime_wasi::p2::{InputStream, Pollable, StreamError, StreamResult};
 
 use crate::engine::{EPOCH_TICK, Engine};
 use crate::error::RunError;
 use crate::host::{self, CoreHost, CpuBudget, LogPipe};
-use crate::program::Preopen;
 use crate::ruby;
+use crate::sink::{Sink, SinkStream};
 use crate::slots::{Evict, Queue};
+use crate::wasi::{RequestWasi, WasiSpec};
 
 /// The environment variable that asks a wrapper (and the host) for reuse mode.
 pub const REUSE_ENV: &str = "WWS_REUSE";
@@ -107,9 +107,7 @@ pub(crate) struct Template {
     pub engine: Engine,
     pub pre: InstancePre<CoreHost>,
     pub driver: Driver,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub preopens: Vec<Preopen>,
+    pub wasi: Arc<WasiSpec>,
 }
 
 /// The default number of live instances per worker: one per CPU core, at least 2.
@@ -582,29 +580,16 @@ impl Instance {
             return Ok(());
         }
         self.state.has_slot.store(true, Ordering::Release);
-        let mut builder = WasiCtxBuilder::new();
+        let mut builder = match t.wasi.builder() {
+            Ok(builder) => builder,
+            Err(err) => return Err(RunError::Trap(err)),
+        };
         builder
             .stdin(self.stdin.clone())
-            .stdout(self.stdout.clone())
-            .stderr(self.stderr.clone())
-            .args(&t.args)
-            .envs(&t.env);
-        for p in &t.preopens {
-            let perms = if p.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            if let Err(err) = builder.preopened_dir(&p.host, &p.guest, perms) {
-                return Err(RunError::Trap(anyhow::anyhow!(
-                    "cannot mount {} at {}: {err}",
-                    p.host.display(),
-                    p.guest
-                )));
-            }
-        }
+            .stdout(SinkStream(self.stdout.clone()))
+            .stderr(SinkStream(self.stderr.clone()));
         let data = CoreHost {
-            wasi: builder.build_p1(),
+            wasi: RequestWasi::with_context(t.wasi.clone(), builder.build_p1()),
             limits: host::store_limits(t.engine.limits()),
             cpu: CpuBudget::default(),
             ruby_handles: Vec::new(),
@@ -616,13 +601,15 @@ impl Instance {
         store.epoch_deadline_callback(move |_| Ok(budget.tick()));
         let outcome = async {
             let instance = t.pre.instantiate_async(&mut store).await?;
+            let memory = instance.get_memory(&mut store, "memory");
+            store.data_mut().wasi.set_memory(memory);
             match &t.driver {
                 Driver::Command => {
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                     start.call_async(&mut store, ()).await
                 }
                 Driver::Ruby { script, exports } => {
-                    ruby::run(&mut store, &instance, exports, &t.args, script).await
+                    ruby::run(&mut store, &instance, exports, t.wasi.args(), script).await
                 }
             }
         }
@@ -970,61 +957,9 @@ impl StdoutState {
     }
 }
 
-impl IsTerminal for FrameStdout {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for FrameStdout {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl OutputStream for FrameStdout {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.push(&bytes)
-    }
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(64 << 10)
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for FrameStdout {
-    async fn ready(&mut self) {}
-}
-
-impl tokio::io::AsyncWrite for FrameStdout {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(
-            self.push(buf)
-                .map(|()| buf.len())
-                .map_err(|e| std::io::Error::other(e.to_string())),
-        )
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
+impl Sink for FrameStdout {
+    fn accept(&self, bytes: &[u8]) -> StreamResult<()> {
+        self.push(bytes)
     }
 }
 

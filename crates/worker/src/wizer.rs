@@ -13,15 +13,17 @@
 //! `ruby_snapshot.rs`): the interpreter's own `_initialize`, `ruby-init` and
 //! `ruby-init-loadpath` run once, and requests only evaluate the worker's script.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use wasmtime::{Instance, Linker, Module, Store};
-use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wizer::{ModuleContext, WasmtimeWizer, Wizer};
 
 use crate::engine::Engine;
 use crate::host::{self, CoreHost, CpuBudget};
 use crate::program::Preopen;
+use crate::wasi::{RequestWasi, WasiSpec};
 
 /// Largest stderr kept from an initialisation, for its error message.
 const INIT_STDERR: usize = 64 << 10;
@@ -126,22 +128,20 @@ impl<'a> Snapshotter<'a> {
             .await
             .map_err(|e| PreinitError::Host(e.into()))?;
         let stderr = MemoryOutputPipe::new(INIT_STDERR);
-        let mut builder = WasiCtxBuilder::new();
+        let spec = Arc::new(WasiSpec::new("snapshot".into(), args, env, preopens));
+        let mut builder = spec.builder().map_err(PreinitError::Host)?;
         builder
             .stdin(MemoryInputPipe::new(Bytes::new()))
-            .stderr(stderr.clone())
-            .args(args)
-            .envs(env);
-        host::add_preopens(&mut builder, preopens).map_err(PreinitError::Host)?;
+            .stderr(stderr.clone());
         let data = CoreHost {
-            wasi: builder.build_p1(),
+            wasi: RequestWasi::with_context(spec, builder.build_p1()),
             limits: host::store_limits(self.engine.limits()),
             cpu: CpuBudget::default(),
             ruby_handles: Vec::new(),
         };
         let mut store = crate::worker::new_store(&self.engine, data);
         let mut linker = Linker::<CoreHost>::new(self.engine.wasmtime());
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi).map_err(host_err)?;
+        crate::wasi::add_to_linker(&mut linker, |h| &mut h.wasi).map_err(host_err)?;
         if let Init::Ruby(..) = how {
             // As at run time (`Worker::link_module`): the JS-interop imports link as traps.
             crate::ruby::add_to_linker(&mut linker).map_err(host_err)?;

@@ -14,9 +14,11 @@ use crate::dirty_pages;
 use crate::engine::{EPOCH_TICK, Engine};
 use crate::error::RunError;
 use crate::host::{self, ComponentHost, CoreHost, CpuBudget, HostState};
-use crate::program::{Code, Entrypoint, Preopen, Program};
+use crate::program::{Code, Entrypoint, Program};
 use crate::reuse;
 use crate::ruby;
+use crate::sink::SinkStream;
+use crate::wasi::{self, OutputBuffer, OutputLimit, RequestWasi, WasiSpec};
 
 /// What one run produced: the worker's stdout, or why the run failed. Its stderr has already
 /// gone to the log, line by line, as it was written.
@@ -27,9 +29,8 @@ pub struct Worker {
     name: Arc<str>,
     engine: Engine,
     kind: Kind,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    preopens: Vec<Preopen>,
+    /// argv, environment and mounts, laid out once for every request.
+    wasi: Arc<WasiSpec>,
     /// Set for programs with [`Program::scattered_writes`].
     coalescer: Option<dirty_pages::Coalescer>,
     /// Live instances serving request after request (reuse mode), when the program asks for it.
@@ -65,6 +66,12 @@ impl Worker {
         let kind = Self::link(engine, &program)
             .with_context(|| format!("cannot prepare worker {name}"))?;
         let name: Arc<str> = name.into();
+        let wasi = Arc::new(WasiSpec::new(
+            name.clone(),
+            &program.args,
+            &program.env,
+            &program.preopens,
+        ));
         let pool = program.reuse.and_then(|max_requests| {
             let (pre, driver) = match &kind {
                 Kind::Command(pre) => (pre.clone(), reuse::Driver::Command),
@@ -85,19 +92,15 @@ impl Worker {
                 engine: engine.clone(),
                 pre,
                 driver,
-                args: program.args.clone(),
-                env: program.env.clone(),
-                preopens: program.preopens.clone(),
+                wasi: wasi.clone(),
             };
             Some(reuse::Pool::new(template, max_requests, reuse::default_instances()))
         });
         Ok(Self {
+            wasi,
             name,
             engine: engine.clone(),
             kind,
-            args: program.args,
-            env: program.env,
-            preopens: program.preopens,
             coalescer: program
                 .scattered_writes
                 .then(dirty_pages::Coalescer::default),
@@ -152,7 +155,7 @@ impl Worker {
             other => other,
         };
         let mut linker = Linker::<CoreHost>::new(engine.wasmtime());
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi)?;
+        wasi::add_to_linker(&mut linker, |h| &mut h.wasi)?;
         if entry == Entrypoint::RubyReactor {
             ruby::add_to_linker(&mut linker)?;
         }
@@ -207,20 +210,18 @@ impl Worker {
         };
         let _slot = self.engine.slots().acquire(cost).await?;
         let limits = self.engine.limits();
-        let (builder, pipes) = match host::wasi_builder(
-            &self.name,
-            limits,
-            stdin,
-            &self.args,
-            &self.env,
-            &self.preopens,
-        ) {
-            Ok(b) => b,
-            Err(err) => return Err(RunError::Trap(err)),
-        };
-        let mut builder = builder;
+        let stdout = OutputBuffer::new(limits.max_output_bytes);
+        let stderr = host::LogPipe::new(self.name.clone(), limits.max_stderr_bytes);
         let result = match &self.kind {
             Kind::Component(pre) => {
+                let mut builder = match self.wasi.builder() {
+                    Ok(builder) => builder,
+                    Err(err) => return Err(RunError::Trap(err)),
+                };
+                builder
+                    .stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(stdin))
+                    .stdout(SinkStream(stdout.clone()))
+                    .stderr(SinkStream(stderr.clone()));
                 let data = ComponentHost {
                     ctx: builder.build(),
                     table: ResourceTable::new(),
@@ -240,7 +241,12 @@ impl Worker {
             }
             Kind::Command(pre) | Kind::Reactor(pre) | Kind::Ruby(pre, ..) => {
                 let data = CoreHost {
-                    wasi: builder.build_p1(),
+                    wasi: RequestWasi::new(
+                        self.wasi.clone(),
+                        stdin,
+                        stdout.clone(),
+                        stderr.clone(),
+                    ),
                     limits: host::store_limits(limits),
                     cpu: CpuBudget::default(),
                     ruby_handles: Vec::new(),
@@ -248,6 +254,8 @@ impl Worker {
                 let mut store = self.store(data);
                 let outcome = async {
                     let instance = pre.instantiate_async(&mut store).await?;
+                    let memory = instance.get_memory(&mut store, "memory");
+                    store.data_mut().wasi.set_memory(memory);
                     let ran = match &self.kind {
                         Kind::Command(_) => {
                             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -259,12 +267,13 @@ impl Worker {
                             init.call_async(&mut store, ()).await
                         }
                         Kind::Ruby(_, script, exports) => {
-                            ruby::run(&mut store, &instance, exports, &self.args, script).await
+                            ruby::run(&mut store, &instance, exports, self.wasi.args(), script)
+                                .await
                         }
                         Kind::Component(_) => unreachable!("handled above"),
                     };
                     if let Some(coalescer) = &self.coalescer
-                        && let Some(memory) = instance.get_memory(&mut store, "memory")
+                        && let Some(memory) = memory
                     {
                         coalescer.after_run(memory.data_mut(&mut store));
                     }
@@ -274,18 +283,11 @@ impl Worker {
                 classify(outcome, store.data().cpu.exhausted, limits)
             }
         };
-        // The store (and its clones of the pipes) is gone here, so the buffers are ours.
-        pipes.stderr.finish();
+        stderr.finish();
         result?;
-        let stdout = pipes
-            .stdout
-            .try_into_inner()
-            .map(|b| b.freeze())
-            .unwrap_or_default();
-        if stdout.len() > limits.max_output_bytes {
-            return Err(RunError::OutputTooLarge(limits.max_output_bytes));
-        }
-        Ok(stdout)
+        stdout
+            .take()
+            .map_err(|OutputLimit(limit)| RunError::OutputTooLarge(limit))
     }
 
     fn store<T: HostState>(&self, data: T) -> Store<T> {
@@ -340,7 +342,7 @@ pub(crate) fn classify(
     if chain.contains("forcing trap when growing memory") {
         return Err(RunError::MemoryLimit(limits.max_memory_bytes));
     }
-    if chain.contains("write beyond capacity of MemoryOutputPipe") {
+    if err.downcast_ref::<OutputLimit>().is_some() {
         return Err(RunError::OutputTooLarge(limits.max_output_bytes));
     }
     Err(RunError::Trap(anyhow::Error::from(err)))

@@ -77,6 +77,26 @@ fn folders_read_write_and_readonly() {
     assert_eq!(wws.get("/rw?read=/data/../../rw.toml").status(), 500);
 }
 
+/// stdin and stdout stay one stream each when a request's first file access hands WASI over
+/// from wws's own standard-stream calls to wasmtime-wasi's context halfway through the run.
+#[test]
+fn stdio_stays_consistent_across_the_first_file_access() {
+    let p = Project::new();
+    p.wasm("mixed.wasm", "stdio_then_file");
+    p.file("_data/note.txt", "noted");
+    p.file(
+        "mixed.toml",
+        "version = \"1\"\n[[folders]]\nfrom = \"./_data\"\nto = \"/data\"\n",
+    );
+    let wws = Wws::start(p.path());
+    let body = "a request body long enough to be read in two parts";
+    for _ in 0..3 {
+        let resp = client().post(wws.url("/mixed")).body(body).send().unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().unwrap(), format!("{body}|noted"));
+    }
+}
+
 fn start_fails_with(p: &Project, needles: &[&str]) {
     wws_test_support::assert_start_fails(p.path(), needles);
 }
