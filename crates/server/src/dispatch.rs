@@ -10,7 +10,7 @@ use hyper::body::Body as _;
 use hyper::body::Incoming;
 use wws_router::RouteKind;
 use wws_worker::RunError;
-use wws_worker::protocol::{WorkerRequest, WorkerResponse, fold_headers};
+use wws_worker::protocol::{WorkerRequest, WorkerResponse};
 
 use crate::app::{App, Endpoint};
 use crate::respond::{self, Body};
@@ -98,9 +98,15 @@ impl App {
         let empty = HashMap::new();
         let kv = snapshot.as_deref().unwrap_or(&empty);
         let url = full_url(&parts);
-        let headers = fold_headers(&parts.headers);
-        let input = WorkerRequest::new(&url, parts.method.as_str(), &headers, &body, kv, &params)
-            .to_bytes();
+        let input = WorkerRequest::new(
+            &url,
+            parts.method.as_str(),
+            &parts.headers,
+            &body,
+            kv,
+            &params,
+        )
+        .to_bytes();
         drop(body);
 
         let stdout = match endpoint.worker.run(Bytes::from(input)).await {
@@ -238,7 +244,11 @@ fn full_url(parts: &http::request::Parts) -> String {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    format!("{scheme}://{host}{path}")
+    let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
+    for part in [scheme, "://", host, path] {
+        url.push_str(part);
+    }
+    url
 }
 
 /// Path without the prefix, if it is under it. `""` prefix keeps everything.

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use base64::Engine as _;
+use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// The request envelope, borrowed from the HTTP request to avoid copies.
@@ -20,9 +21,9 @@ pub struct WorkerRequest<'a> {
     pub url: &'a str,
     /// HTTP method, e.g. `GET`.
     pub method: &'a str,
-    /// Header names lowercase; repeated headers folded.
-    #[serde(serialize_with = "as_map")]
-    pub headers: &'a [(String, String)],
+    /// Header names lowercase; repeated headers folded (see [`folded`]).
+    #[serde(serialize_with = "folded")]
+    pub headers: &'a http::HeaderMap,
     /// The body as text, or base64 when `base64` is true.
     pub body: Cow<'a, str>,
     /// Set when the body was not UTF-8 and is base64 text.
@@ -44,7 +45,7 @@ impl<'a> WorkerRequest<'a> {
     pub fn new(
         url: &'a str,
         method: &'a str,
-        headers: &'a [(String, String)],
+        headers: &'a http::HeaderMap,
         body: &'a [u8],
         kv: &'a HashMap<String, String>,
         params: &'a [(String, String)],
@@ -74,26 +75,33 @@ impl<'a> WorkerRequest<'a> {
     }
 }
 
-/// Folds repeated request headers into one string per name (lowercase), as the worker
-/// protocol has one value per header. Values that are not UTF-8 are decoded lossily.
-pub fn fold_headers(headers: &http::HeaderMap) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(headers.keys_len());
+/// Writes the request headers as one string per name (lowercase, as `http` keeps them), since
+/// the worker protocol has one value per header: repeated headers are joined with `, ` (`; `
+/// for `cookie`), as HTTP folds them. Values that are not UTF-8 are decoded lossily. Written
+/// straight from the header map: no copy of a header that occurs once.
+fn folded<S: Serializer>(headers: &&http::HeaderMap, s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(headers.keys_len()))?;
     for name in headers.keys() {
+        let mut values = headers.get_all(name).iter();
+        let Some(first) = values.next() else { continue };
+        let first = String::from_utf8_lossy(first.as_bytes());
+        let Some(second) = values.next() else {
+            map.serialize_entry(name.as_str(), &first)?;
+            continue;
+        };
         let sep = if name == http::header::COOKIE {
             "; "
         } else {
             ", "
         };
-        let mut value = String::new();
-        for (i, v) in headers.get_all(name).iter().enumerate() {
-            if i > 0 {
-                value.push_str(sep);
-            }
+        let mut value = first.into_owned();
+        for v in std::iter::once(second).chain(values) {
+            value.push_str(sep);
             value.push_str(&String::from_utf8_lossy(v.as_bytes()));
         }
-        out.push((name.as_str().to_owned(), value));
+        map.serialize_entry(name.as_str(), &value)?;
     }
-    out
+    map.end()
 }
 
 /// The response envelope a worker prints.
@@ -209,7 +217,8 @@ mod tests {
     #[test]
     fn binary_body_goes_as_base64() {
         let kv = HashMap::new();
-        let req = WorkerRequest::new("http://x/", "POST", &[], &[0xff, 0x00], &kv, &[]);
+        let headers = http::HeaderMap::new();
+        let req = WorkerRequest::new("http://x/", "POST", &headers, &[0xff, 0x00], &kv, &[]);
         let json: serde_json::Value = serde_json::from_slice(&req.to_bytes()).unwrap();
         assert_eq!(json["body"], "/wA=");
         assert_eq!(json["base64"], true);
@@ -218,7 +227,8 @@ mod tests {
     #[test]
     fn text_body_has_no_flag_and_original_field_order() {
         let kv = HashMap::new();
-        let headers = vec![("a".to_string(), "1".to_string())];
+        let mut headers = http::HeaderMap::new();
+        headers.insert("a", http::HeaderValue::from_static("1"));
         let params = vec![("id".to_string(), "7".to_string())];
         let req = WorkerRequest::new("http://x/", "GET", &headers, b"hi", &kv, &params);
         let text = String::from_utf8(req.to_bytes()).unwrap();
@@ -226,6 +236,26 @@ mod tests {
             text,
             r#"{"url":"http://x/","method":"GET","headers":{"a":"1"},"body":"hi","kv":{},"params":{"id":"7"}}"#
         );
+    }
+
+    #[test]
+    fn repeated_headers_are_folded() {
+        let kv = HashMap::new();
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("accept", "a/b"),
+            ("cookie", "x=1"),
+            ("accept", "c/d"),
+            ("cookie", "y=2"),
+        ] {
+            headers.append(name, http::HeaderValue::from_static(value));
+        }
+        headers.append("x-bin", http::HeaderValue::from_bytes(b"\xffok").unwrap());
+        let req = WorkerRequest::new("http://x/", "GET", &headers, b"", &kv, &[]);
+        let json: serde_json::Value = serde_json::from_slice(&req.to_bytes()).unwrap();
+        assert_eq!(json["headers"]["accept"], "a/b, c/d");
+        assert_eq!(json["headers"]["cookie"], "x=1; y=2");
+        assert_eq!(json["headers"]["x-bin"], "\u{fffd}ok");
     }
 
     #[test]
