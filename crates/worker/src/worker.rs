@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use bytes::Bytes;
 use wasmtime::component::Linker as ComponentLinker;
-use wasmtime::{InstancePre, Linker, Store, UpdateDeadline};
+use wasmtime::{Instance, InstancePre, Linker, Memory, ModuleExport, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, ResourceTable};
 
@@ -38,10 +38,50 @@ pub struct Worker {
 }
 
 enum Kind {
-    Command(InstancePre<CoreHost>),
-    Reactor(InstancePre<CoreHost>),
-    Ruby(InstancePre<CoreHost>, Arc<str>, ruby::Exports),
+    Command(Core),
+    Reactor(Core),
+    Ruby(Core, Arc<str>, ruby::Exports),
     Component(CommandPre<ComponentHost>),
+}
+
+/// A core module linked once, with the exports every request uses looked up once (by index,
+/// not by name per request).
+struct Core {
+    pre: InstancePre<CoreHost>,
+    memory: Option<ModuleExport>,
+    /// `_start` of a command, `_initialize` of a reactor.
+    entry: Option<ModuleExport>,
+}
+
+impl Core {
+    fn new(pre: InstancePre<CoreHost>, entry: &str) -> Self {
+        let module = pre.module();
+        Self {
+            memory: module.get_export_index("memory"),
+            entry: module.get_export_index(entry),
+            pre,
+        }
+    }
+
+    fn memory(&self, store: &mut Store<CoreHost>, instance: &Instance) -> Option<Memory> {
+        let export = self.memory.as_ref()?;
+        instance.get_module_export(store, export)?.into_memory()
+    }
+
+    /// Runs the entry point (`_start` or `_initialize`, which takes and returns nothing).
+    async fn call_entry(
+        &self,
+        store: &mut Store<CoreHost>,
+        instance: &Instance,
+    ) -> wasmtime::Result<()> {
+        let func = self
+            .entry
+            .as_ref()
+            .and_then(|export| instance.get_module_export(&mut *store, export))
+            .and_then(wasmtime::Extern::into_func)
+            .ok_or_else(|| wasmtime::Error::msg("the module has no entry point"))?;
+        func.typed::<(), ()>(&*store)?.call_async(store, ()).await
+    }
 }
 
 impl std::fmt::Debug for Worker {
@@ -74,9 +114,9 @@ impl Worker {
         ));
         let pool = program.reuse.and_then(|max_requests| {
             let (pre, driver) = match &kind {
-                Kind::Command(pre) => (pre.clone(), reuse::Driver::Command),
-                Kind::Ruby(pre, script, exports) => (
-                    pre.clone(),
+                Kind::Command(core) => (core.pre.clone(), reuse::Driver::Command),
+                Kind::Ruby(core, script, exports) => (
+                    core.pre.clone(),
                     reuse::Driver::Ruby {
                         script: script.clone(),
                         exports: exports.clone(),
@@ -178,8 +218,8 @@ impl Worker {
         linker.define_unknown_imports_as_traps(&module)?;
         let pre = linker.instantiate_pre(&module)?;
         Ok(match entry {
-            Entrypoint::Command => Kind::Command(pre),
-            Entrypoint::Reactor => Kind::Reactor(pre),
+            Entrypoint::Command => Kind::Command(Core::new(pre, "_start")),
+            Entrypoint::Reactor => Kind::Reactor(Core::new(pre, "_initialize")),
             Entrypoint::RubyReactor => {
                 let script = program
                     .ruby_script
@@ -187,7 +227,7 @@ impl Worker {
                     .context("the Ruby driver needs the script to load")?;
                 let exports = ruby::Exports::find(&module)
                     .context("the module does not export ruby-init, ruby-init-loadpath and rb-eval-string-protect")?;
-                Kind::Ruby(pre, script.into(), exports)
+                Kind::Ruby(Core::new(pre, "_initialize"), script.into(), exports)
             }
             Entrypoint::Auto | Entrypoint::Component => unreachable!("resolved above"),
         })
@@ -239,7 +279,7 @@ impl Worker {
                 .await;
                 classify(outcome, store.data().cpu.exhausted, limits)
             }
-            Kind::Command(pre) | Kind::Reactor(pre) | Kind::Ruby(pre, ..) => {
+            Kind::Command(core) | Kind::Reactor(core) | Kind::Ruby(core, ..) => {
                 let data = CoreHost {
                     wasi: RequestWasi::new(
                         self.wasi.clone(),
@@ -253,18 +293,12 @@ impl Worker {
                 };
                 let mut store = self.store(data);
                 let outcome = async {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    let memory = instance.get_memory(&mut store, "memory");
+                    let instance = core.pre.instantiate_async(&mut store).await?;
+                    let memory = core.memory(&mut store, &instance);
                     store.data_mut().wasi.set_memory(memory);
                     let ran = match &self.kind {
-                        Kind::Command(_) => {
-                            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                            start.call_async(&mut store, ()).await
-                        }
-                        Kind::Reactor(_) => {
-                            let init =
-                                instance.get_typed_func::<(), ()>(&mut store, "_initialize")?;
-                            init.call_async(&mut store, ()).await
+                        Kind::Command(_) | Kind::Reactor(_) => {
+                            core.call_entry(&mut store, &instance).await
                         }
                         Kind::Ruby(_, script, exports) => {
                             ruby::run(&mut store, &instance, exports, self.wasi.args(), script)
