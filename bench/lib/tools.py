@@ -323,12 +323,13 @@ def cmd_report(a):
         out.append("|---|---:|---:|")
         for r in growth:
             out.append(f"| {r['point']} | {r['requests']:,} | {fmt_kib(r['rss_kib'])} |")
-        by = {r["point"]: r for r in growth}
-        a1, a2 = by.get("after 1k requests"), growth[-1]
-        if a1 and a2 is not a1 and a1["rss_kib"] and a2["rss_kib"]:
-            d = a2["rss_kib"] - a1["rss_kib"]
-            out.append(f"\nGrowth from 1k to {a2['requests']:,} requests: {d / 1024:+.1f} MiB "
-                       f"({100 * d / a1['rss_kib']:+.1f} %).")
+        warm = next((r for r in growth if r["point"].startswith("warm")), None)
+        last = growth[-1]
+        if warm and last is not warm and warm["rss_kib"] and last["rss_kib"]:
+            d = last["rss_kib"] - warm["rss_kib"]
+            out.append(f"\nGrowth under the same load, from {warm['requests']:,} to {last['requests']:,} "
+                       f"requests: {d / 1024:+.1f} MiB ({100 * d / warm['rss_kib']:+.1f} %). The step before "
+                       f"it is the pool warming one slot per request in flight.")
         out.append("")
 
     notes = [r for r in records if r["kind"] == "note"]
