@@ -40,6 +40,8 @@ pub struct Engine {
     context: Context,
     /// The polyfills' `internal` object (`handle`, `nextTimer`, `runTimer`, `formatError`).
     internal: Persistent<Object<'static>>,
+    /// `internal.handle`, looked up once.
+    handle: Persistent<Function<'static>>,
     worker_file: String,
 }
 
@@ -68,10 +70,19 @@ impl Engine {
         track_rejections(&runtime, &context, &internal).map_err(|e| {
             format!("{worker_file}:1:1: Error: cannot set up the promise rejection tracker: {e}")
         })?;
+        let handle = context
+            .with(|ctx| {
+                let handle: Function = internal.clone().restore(&ctx)?.get("handle")?;
+                rquickjs::Result::Ok(Persistent::save(&ctx, handle))
+            })
+            .map_err(|e| {
+                format!("{worker_file}:1:1: Error: the polyfills have no handle(): {e}")
+            })?;
         Ok(Engine {
             _runtime: runtime,
             context,
             internal,
+            handle,
             worker_file,
         })
     }
@@ -81,41 +92,81 @@ impl Engine {
     pub fn serve(&self, input: &str) -> Result<String, String> {
         host::begin_request();
         self.context.with(|ctx| {
-            let internal = self.internal.clone().restore(&ctx).map_err(|e| self.report(&ctx, None, e))?;
-            let handle: Function = internal.get("handle").map_err(|e| self.report(&ctx, Some(&internal), e))?;
-            let incoming = Incoming::parse(input).map_err(|e| format!("{}:1:1: Error: {e}", self.worker_file))?;
-            let args = match incoming.into_args(&ctx).map_err(|e| self.report(&ctx, Some(&internal), e))? {
+            // The polyfills format the report; their object is only restored on a failure.
+            let fail = |e| {
+                let internal = self.internal.clone().restore(&ctx).ok();
+                self.report(&ctx, internal.as_ref(), e)
+            };
+            let handle = self.handle.clone().restore(&ctx).map_err(fail)?;
+            let incoming = Incoming::parse(input)
+                .map_err(|e| format!("{}:1:1: Error: {e}", self.worker_file))?;
+            let args = match incoming.into_args(&ctx).map_err(fail)? {
                 Ok(args) => args,
                 Err(e) => return Err(format!("{}:1:1: Error: {e}", self.worker_file)),
             };
-            let call = (args.url, args.method, args.headers, args.body, args.kv, args.params);
-            let promise: Promise = handle.call(call).map_err(|e| self.report(&ctx, Some(&internal), e))?;
-            loop {
-                while ctx.execute_pending_job() {}
-                if promise.state() != PromiseState::Pending {
-                    let outcome: rquickjs::Array = match promise.result() {
-                        Some(Ok(outcome)) => outcome,
-                        Some(Err(e)) => return Err(self.report(&ctx, Some(&internal), e)),
-                        None => continue,
-                    };
-                    let code: i32 = outcome.get(0).map_err(|e| self.report(&ctx, Some(&internal), e))?;
-                    let text: String = outcome.get(1).map_err(|e| self.report(&ctx, Some(&internal), e))?;
-                    if code != 0 {
-                        return Err(text);
-                    }
-                    return host::take_output().ok_or_else(|| {
-                        format!("{}:1:1: Error: the engine produced no output for this request", self.worker_file)
-                    });
+            let call = (
+                args.url,
+                args.method,
+                args.headers,
+                args.body,
+                args.kv,
+                args.params,
+            );
+            // An outcome at once when the handler answered synchronously, else a promise of it.
+            let returned: Value = handle.call(call).map_err(fail)?;
+            let outcome = match returned.as_promise() {
+                None => {
+                    // Microtasks the handler queued still run, as they would after an await.
+                    while ctx.execute_pending_job() {}
+                    returned
                 }
-                let ran = worker::run_next_timer(&internal).map_err(|e| self.report(&ctx, Some(&internal), e))?;
-                if !ran {
-                    return Err(format!(
-                        "{}:1:1: Error: the fetch handler never produced a response: its promise is still pending and no timer or job is left to settle it",
-                        self.worker_file
-                    ));
+                Some(promise) => self.settle(&ctx, promise.clone())?,
+            };
+            let outcome = outcome.into_array().ok_or_else(|| {
+                format!(
+                    "{}:1:1: Error: the engine's handle() returned no outcome",
+                    self.worker_file
+                )
+            })?;
+            let code: i32 = outcome.get(0).map_err(fail)?;
+            let text: String = outcome.get(1).map_err(fail)?;
+            if code != 0 {
+                return Err(text);
+            }
+            host::take_output().ok_or_else(|| {
+                format!(
+                    "{}:1:1: Error: the engine produced no output for this request",
+                    self.worker_file
+                )
+            })
+        })
+    }
+
+    /// Runs jobs and timers until `promise` settles; its value, or the report of why not.
+    fn settle<'js>(&self, ctx: &Ctx<'js>, promise: Promise<'js>) -> Result<Value<'js>, String> {
+        let internal = self
+            .internal
+            .clone()
+            .restore(ctx)
+            .map_err(|e| self.report(ctx, None, e))?;
+        loop {
+            while ctx.execute_pending_job() {}
+            if promise.state() != PromiseState::Pending {
+                match promise.result() {
+                    Some(Ok(outcome)) => return Ok(outcome),
+                    Some(Err(e)) => return Err(self.report(ctx, Some(&internal), e)),
+                    None => continue,
                 }
             }
-        })
+            let ran = worker::run_next_timer(&internal)
+                .map_err(|e| self.report(ctx, Some(&internal), e))?;
+            if !ran {
+                return Err(format!(
+                    "{}:1:1: Error: the fetch handler never produced a response: its promise is still pending and no timer or job is left to settle it",
+                    self.worker_file
+                ));
+            }
+        }
     }
 
     /// Formats an rquickjs error with the polyfills' formatter when they are available.

@@ -809,9 +809,12 @@ async function readAllBytes(stream) {
 
 // What a body init becomes: `source` is null, a string, a Uint8Array or a ReadableStream;
 // `type` is the Content-Type it implies (null for none).
+// The type a string body implies.
+const TEXT_PLAIN = "text/plain;charset=UTF-8";
+
 function extractBody(init) {
   if (init === null || init === undefined) return { source: null, type: null };
-  if (typeof init === "string") return { source: init, type: "text/plain;charset=UTF-8" };
+  if (typeof init === "string") return { source: init, type: TEXT_PLAIN };
   if (init instanceof ReadableStream) return { source: init, type: null };
   if (init instanceof URLSearchParams) return { source: init.toString(), type: "application/x-www-form-urlencoded;charset=UTF-8" };
   if (init instanceof FormData) {
@@ -821,7 +824,7 @@ function extractBody(init) {
   if (init instanceof Blob) return { source: blobBytes(init), type: init.type || null };
   const view = viewOf(init);
   if (view) return { source: view.slice(), type: null };
-  return { source: String(init), type: "text/plain;charset=UTF-8" };
+  return { source: String(init), type: TEXT_PLAIN };
 }
 
 // Common state and readers of a Request or Response body.

@@ -38,6 +38,10 @@ function normalizeMethod(method) {
 const trustedRequest = Symbol("trusted request");
 
 let requestBody;
+let requestFromHost;
+
+// The request-init settings of a request made by the engine: all defaults.
+const NO_INIT = Object.freeze({});
 
 class Request {
   #url;
@@ -51,15 +55,17 @@ class Request {
 
   constructor(input, init = {}) {
     if (input === trustedRequest) {
-      // (trustedRequest, {url, method, headers, source, params})
+      // (trustedRequest, {url, method, headers, source, params}), or (trustedRequest, null)
+      // for requestFromHost, which sets the fields itself.
+      this.#signal = null;
+      this.#redirect = "follow";
+      this.#init = NO_INIT;
+      if (init === null) return;
       this.#url = init.url;
       this.#method = init.method;
       this.#headers = init.headers;
       this.#body = new BodyState(init.source);
       this.#params = init.params;
-      this.#signal = null;
-      this.#redirect = "follow";
-      this.#init = {};
       return;
     }
     if (arguments.length === 0) throw new TypeError("Request: 1 argument required, but only 0 present");
@@ -90,6 +96,16 @@ class Request {
 
   static {
     requestBody = (request) => request.#body;
+    // The incoming request, from values the host already checked: no init object to read.
+    requestFromHost = (url, method, headers, source, params) => {
+      const request = new Request(trustedRequest, null);
+      request.#url = url;
+      request.#method = method;
+      request.#headers = headers;
+      request.#body = new BodyState(source);
+      request.#params = params;
+      return request;
+    };
   }
 
   get url() {
@@ -217,8 +233,8 @@ class Response {
   // The Content-Type the body implied, when the worker did not set one itself.
   #impliedType = null;
 
-  constructor(body = null, init = {}) {
-    init = init || {};
+  constructor(body = null, init = NO_INIT) {
+    init = init || NO_INIT;
     const status = init.status !== undefined ? Number(init.status) : 200;
     if (!Number.isInteger(status) || status < 200 || status > 599) {
       throw new RangeError(`Response: the status ${init.status} is not in the range 200 to 599`);
@@ -229,7 +245,10 @@ class Response {
     this.#statusText = statusText;
     this.#headers = new Headers(init.headers);
     if (body instanceof String) body = String(body);
-    const { source, type } = extractBody(body);
+    // A string, the common case, without the object extractBody returns.
+    let source = body;
+    let type = TEXT_PLAIN;
+    if (typeof body !== "string") ({ source, type } = extractBody(body));
     if (source !== null && (status === 101 || status === 103 || status === 204 || status === 205 || status === 304)) {
       throw new TypeError(`Response: a response with status ${status} cannot have a body`);
     }
@@ -245,7 +264,7 @@ class Response {
     // True when the Content-Type is the one a plain string body implied, not one the worker
     // chose (see `outputOf` in serve.js).
     responseDefaultType = (response) =>
-      response.#impliedType === "text/plain;charset=UTF-8" && headersGetTrusted(response.#headers, "content-type") === response.#impliedType;
+      response.#impliedType === TEXT_PLAIN && headersGetTrusted(response.#headers, "content-type") === response.#impliedType;
   }
 
   static json(data, init = {}) {

@@ -127,6 +127,6 @@ Object.defineProperty(KV, Symbol.toStringTag, { value: "KVNamespace" });
 // The request's namespace, as [[key, value], ...] (see src/request.rs).
 function setKvPairs(pairs) {
   kvState = Object.create(null);
-  kvDeleted = new Set();
+  if (kvDeleted.size !== 0) kvDeleted = new Set();
   for (let i = 0; i < pairs.length; i++) kvState[pairs[i][0]] = pairs[i][1];
 }

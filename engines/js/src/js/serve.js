@@ -33,7 +33,10 @@ defineGlobal("removeEventListener", function removeEventListener(type, listener)
   }
 });
 
-let fetchEventState;
+// The FetchEvent's private state, read by dispatch() without allocating.
+let fetchEventResponded;
+let fetchEventResponse;
+let fetchEventWaits;
 
 class FetchEvent extends Event {
   #request;
@@ -49,7 +52,9 @@ class FetchEvent extends Event {
   }
 
   static {
-    fetchEventState = (event) => ({ responded: event.#responded, response: event.#response, waits: event.#waits });
+    fetchEventResponded = (event) => event.#responded;
+    fetchEventResponse = (event) => event.#response;
+    fetchEventWaits = (event) => event.#waits;
   }
 
   get request() {
@@ -124,7 +129,7 @@ function incomingRequest(url, method, headers, body, params) {
   for (let i = 0; i < params.length; i++) {
     Object.defineProperty(paramsObject, params[i][0], { value: params[i][1], writable: true, enumerable: true, configurable: true });
   }
-  return new Request(trustedRequest, { url, method, headers: headersFromList(headers), source: body, params: paramsObject });
+  return requestFromHost(url, method, headersFromList(headers), body, paramsObject);
 }
 
 function describeValue(value) {
@@ -149,22 +154,21 @@ function dispatch(request) {
     return { response: moduleHandler.fetch(request, env, ctx), waits };
   }
   const event = new FetchEvent("fetch", { request });
-  const pending = [];
-  for (const listener of fetchListeners) {
+  let pending = null;
+  for (let i = 0; i < fetchListeners.length; i++) {
+    const listener = fetchListeners[i];
     const returned = typeof listener === "function" ? listener.call(globalThis, event) : listener.handleEvent(event);
-    if (returned && typeof returned.then === "function") pending.push(returned);
-    if (fetchEventState(event).responded) break;
+    if (returned && typeof returned.then === "function") (pending ||= []).push(returned);
+    if (fetchEventResponded(event)) break;
   }
   const responded = () => {
-    const state = fetchEventState(event);
-    if (!state.responded) throw new Error("no fetch listener called event.respondWith()");
-    return state.response;
+    if (!fetchEventResponded(event)) throw new Error("no fetch listener called event.respondWith()");
+    return fetchEventResponse(event);
   };
-  const state = fetchEventState(event);
   // The standard wants respondWith() called synchronously; like the original wws, an async
   // listener may also call it after an await: its promise is waited for first.
-  const response = state.responded || pending.length === 0 ? responded() : Promise.all(pending).then(responded);
-  return { response, waits: state.waits };
+  const response = fetchEventResponded(event) || pending === null ? responded() : Promise.all(pending).then(responded);
+  return { response, waits: fetchEventWaits(event) };
 }
 
 const HTML_DOCUMENT = /^\s*<(?:!doctype\s+html|html)[\s>]/i;
@@ -228,17 +232,21 @@ function complete(response, waits) {
   return Promise.resolve(output).then((o) => settleWaits(waits).then(() => succeed(o)));
 }
 
-// Serves one request (the request JSON's fields, see incomingRequest). Resolves to
-// [0, output JSON] or [1, error report]; never rejects.
+// Serves one request (the request JSON's fields, see incomingRequest): [0, ""] once the
+// output is with the host or [1, error report], at once when the handler answered
+// synchronously, else a promise of it that never rejects.
 internal.handle = function handle(url, method, headers, body, kv, params) {
   beginRequest();
   let dispatched;
   try {
     setKvPairs(kv);
     dispatched = dispatch(incomingRequest(url, method, headers, body, params));
-    if (dispatched.response instanceof Response) return Promise.resolve(complete(dispatched.response, dispatched.waits)).catch(fail);
+    if (dispatched.response instanceof Response) {
+      const outcome = complete(dispatched.response, dispatched.waits);
+      return outcome instanceof Promise ? outcome.catch(fail) : outcome;
+    }
   } catch (error) {
-    return Promise.resolve(fail(error));
+    return fail(error);
   }
   const { response, waits } = dispatched;
   return Promise.resolve(response)
@@ -290,7 +298,7 @@ function reportUnhandledRejections() {
 internal.warmUpWorker = function warmUpWorker(path) {
   consoleMuted = true;
   const url = "http://localhost" + (String(path).startsWith("/") ? path : "/" + path);
-  return internal.handle(url, "GET", [["host", "localhost"]], null, [], []).then((outcome) => {
+  return Promise.resolve(internal.handle(url, "GET", [["host", "localhost"]], null, [], [])).then((outcome) => {
     consoleMuted = false;
     setKvPairs([]);
     unhandledRejections.clear();

@@ -69,16 +69,23 @@ defineGlobal("queueMicrotask", function queueMicrotask(callback) {
 
 // ---- performance -----------------------------------------------------------------------
 
-let timeOrigin = Date.now();
+// The wall-clock time of performance.now()'s zero (the request's start): worked out on first
+// use, since wall time minus time elapsed is the same whenever it is computed.
+let timeOrigin = null;
+
+function currentTimeOrigin() {
+  if (timeOrigin === null) timeOrigin = Date.now() - host.now();
+  return timeOrigin;
+}
 
 const performance = {
   now: () => host.now(),
   get timeOrigin() {
-    return timeOrigin;
+    return currentTimeOrigin();
   },
   mark: () => undefined,
   measure: () => undefined,
-  toJSON: () => ({ timeOrigin }),
+  toJSON: () => ({ timeOrigin: currentTimeOrigin() }),
 };
 defineGlobal("performance", performance);
 
@@ -155,6 +162,6 @@ defineGlobal("navigator", { userAgent: "wws", hardwareConcurrency: 1, language: 
 
 // Called by `internal.handle` at the start of every request.
 function beginRequest() {
-  timeOrigin = Date.now() - host.now();
-  timerQueue = [];
+  timeOrigin = null;
+  if (timerQueue.length !== 0) timerQueue = [];
 }
