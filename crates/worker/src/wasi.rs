@@ -515,11 +515,12 @@ fn read_stdin(memory: &mut [u8], stdio: &mut Stdio, call: IoArgs) -> Option<wasm
         1 | 2 => return Some(Ok(errno::BADF)),
         _ => return None,
     }
-    let Some(buffers) = iovecs(memory, call.iovs, call.count) else {
+    let Some(buffers) = Iovecs::new(memory, call.iovs, call.count) else {
         return Some(Ok(errno::FAULT));
     };
     let mut total = 0u32;
-    for (buf, buf_len) in buffers {
+    for i in 0..buffers.count {
+        let (buf, buf_len) = buffers.get(memory, i);
         if buf_len == 0 {
             continue;
         }
@@ -560,11 +561,12 @@ fn write_stdio(
     if fd != 1 && fd != 2 {
         return None;
     }
-    let Some(buffers) = iovecs(memory, call.iovs, call.count) else {
+    let Some(buffers) = Iovecs::new(memory, call.iovs, call.count) else {
         return Some(Ok(errno::FAULT));
     };
     let mut total = 0u32;
-    for (buf, buf_len) in buffers {
+    for i in 0..buffers.count {
+        let (buf, buf_len) = buffers.get(memory, i);
         let Some(bytes) = range(memory, buf, buf_len) else {
             return Some(Ok(errno::FAULT));
         };
@@ -580,19 +582,31 @@ fn write_stdio(
     Some(Ok(call.finish(memory, total)))
 }
 
-/// The `(pointer, length)` pairs of an iovec array, or `None` if the array is out of bounds.
-fn iovecs(memory: &[u8], at: u32, count: u32) -> Option<Vec<(u32, u32)>> {
-    let bytes = range_ref(memory, at, count.checked_mul(8)?)?;
-    Some(
-        bytes
-            .chunks_exact(8)
-            .map(|iov| {
-                let word =
-                    |i: usize| u32::from_le_bytes([iov[i], iov[i + 1], iov[i + 2], iov[i + 3]]);
-                (word(0), word(4))
-            })
-            .collect(),
-    )
+/// The iovec array of `count` entries at `at`, checked to lie in memory: read entry by entry
+/// with [`Iovecs::get`] (the calls write into the same memory, so nothing borrows it).
+#[derive(Clone, Copy)]
+struct Iovecs {
+    at: usize,
+    count: u32,
+}
+
+impl Iovecs {
+    fn new(memory: &[u8], at: u32, count: u32) -> Option<Self> {
+        range_ref(memory, at, count.checked_mul(8)?)?;
+        Some(Self {
+            at: at as usize,
+            count,
+        })
+    }
+
+    /// The `(pointer, length)` of entry `i` (< `count`).
+    fn get(self, memory: &[u8], i: u32) -> (u32, u32) {
+        let entry = self.at + 8 * i as usize;
+        let word = |at: usize| {
+            u32::from_le_bytes([memory[at], memory[at + 1], memory[at + 2], memory[at + 3]])
+        };
+        (word(entry), word(entry + 4))
+    }
 }
 
 fn range_ref(memory: &[u8], at: u32, len: u32) -> Option<&[u8]> {
@@ -687,9 +701,11 @@ mod tests {
         assert_eq!(args.copy_to(&mut memory, 0, 14), errno::FAULT);
         assert_eq!(args.copy_to(&mut memory, 14, 0), errno::FAULT);
         assert_eq!(args.copy_to(&mut memory, u32::MAX, 0), errno::FAULT);
-        assert!(iovecs(&memory, 8, 2).is_none());
-        assert!(iovecs(&memory, 0, u32::MAX).is_none());
-        assert_eq!(iovecs(&memory, 0, 2).map(|v| v.len()), Some(2));
+        assert!(Iovecs::new(&memory, 8, 2).is_none());
+        assert!(Iovecs::new(&memory, 0, u32::MAX).is_none());
+        memory[8] = 7;
+        let two = Iovecs::new(&memory, 0, 2).map(|v| (v.count, v.get(&memory, 1)));
+        assert_eq!(two, Some((2, (7, 0))));
         assert!(put(&mut memory, u32::MAX - 1, &[1, 2, 3]).is_none());
     }
 
