@@ -316,6 +316,35 @@ else
   note cpu "CPU-time limit" "wws did not start with --timeout-ms 30000"
 fi
 
+# ------------------------------------------------------------------------------------ engine settings
+
+step "engine memory settings: each against the default, on the raw Rust hello and the JS hello"
+# The overrides of crates/worker/src/tuning.rs; the default is what wws ships.
+SETTINGS=("default|" "copy, no CoW image|WWS_ENGINE_COW=0" "no PAGEMAP_SCAN reset|WWS_ENGINE_PAGEMAP=0"
+  "nothing kept resident|WWS_ENGINE_KEEP_RESIDENT=0")
+for s in "${!S_KEY[@]}"; do
+  key=${S_KEY[$s]} name=${S_LABEL[$s]}
+  [[ $key == rust_raw || $key == js ]] && ((S_OK[s])) || continue
+  E_PID=() E_URL=() E_LABEL=()
+  for i in "${!SETTINGS[@]}"; do
+    label=${SETTINGS[$i]%%|*} var=${SETTINGS[$i]#*|}
+    dir=$WORK/projects/engine-$key-$i
+    rm -rf "$dir" && cp -r "$WORK/projects/$key" "$dir"
+    if start_server "engine-$key-$i" "$WWS_READY" env ${var:+"$var"} "$WWS" "$dir" --port 0; then
+      warm_up "$SERVER_URL" 32
+      E_PID+=("$SERVER_PID") E_URL+=("$SERVER_URL") E_LABEL+=("$name: $label")
+    else
+      note engine "$name: $label" "wws did not start with ${var:-no override}"
+    fi
+  done
+  for round in $(seq "$RUNS"); do
+    for i in "${!E_PID[@]}"; do
+      run_wrk engine "engine-$key" "${E_LABEL[$i]}" 32 "${E_URL[$i]}" "${E_PID[$i]}" "$round"
+    done
+  done
+  for pid in "${E_PID[@]}"; do stop_server "$pid"; done
+done
+
 # ------------------------------------------------------------------------------------ RSS growth
 
 step "RSS growth: after 1k requests, warm after $RSS_WARM under load, and $RSS_TARGET more"

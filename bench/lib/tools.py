@@ -316,6 +316,22 @@ def cmd_report(a):
                        f"{fmt_cpu(runs)} |")
         out.append("")
 
+    engine = [r for r in wrk if r["section"] == "engine"]
+    if engine:
+        out.append("### Engine memory settings\n")
+        out.append("Each setting of `crates/worker/src/tuning.rs` against the default (what wws ships), "
+                   "alternating runs at 32 connections. Ratios are to the default of the same worker.\n")
+        out.append("| worker: setting | RPS (mean) | RPS per run | p50 | p99 | RPS / default | server CPU / request |")
+        out.append("|---|---:|---|---:|---:|---:|---:|")
+        groups = rows_by_label(engine)
+        for (batch, label), runs in groups.items():
+            default = next((r for (b, l), r in groups.items() if b == batch and l.endswith(": default")), runs)
+            rps = mean([r["rps"] for r in runs])
+            out.append(f"| {label} | {fmt_rps(rps)} | {', '.join(fmt_rps(r['rps']) for r in runs)} | "
+                       f"{fmt_us(mean([r['p50_us'] for r in runs]))} | {fmt_us(mean([r['p99_us'] for r in runs]))} | "
+                       f"{fmt_pct(100 * rps / mean([r['rps'] for r in default]))} | {fmt_cpu(runs)} |")
+        out.append("")
+
     growth = [r for r in records if r["kind"] == "rss"]
     if growth:
         out.append("### Server RSS while serving wws rust hello (SDK)\n")

@@ -9,7 +9,8 @@
 //! - a dense memory image up to 128 MiB so large snapshots (Ruby, JS) instantiate copy-on-write.
 //!
 //! If the host cannot reserve the pool's address space, the engine falls back to on-demand
-//! allocation and logs a warning: slower, but it serves.
+//! allocation and logs a warning: slower, but it serves. The memory settings can be overridden
+//! to measure them against their alternatives (`tuning.rs`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,12 +22,10 @@ use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationCon
 use crate::cache::{IncrementalCache, ModuleCache};
 use crate::limits::Limits;
 use crate::slots::{MAX_CORE_INSTANCES_PER_COMPONENT, SlotConfig, Slots};
+use crate::tuning::Tuning;
 
 /// How often the epoch advances. The CPU-time limit is counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Memory kept resident per warm slot between requests (notes: ≥ the guest's touched footprint).
-const KEEP_RESIDENT: usize = 8 << 20;
 
 /// Shared engine state: the wasmtime engine, the limits, and the instance slots (`slots.rs`).
 #[derive(Clone)]
@@ -57,18 +56,15 @@ impl Engine {
         cache_dir: Option<&Path>,
         slots: SlotConfig,
     ) -> anyhow::Result<Self> {
-        let (engine, pooling) = match wasmtime::Engine::new(&config(
-            &limits,
-            slots.slots,
-            true,
-            cache_dir,
-        )) {
+        let tuning = Tuning::from_env()?;
+        let config = |pooling| config(&limits, &tuning, slots.slots, pooling, cache_dir);
+        let (engine, pooling) = match wasmtime::Engine::new(&config(true)) {
             Ok(engine) => (engine, true),
             Err(err) => {
                 tracing::warn!(
                     "pooling allocator unavailable ({err:#}); falling back to on-demand instances, which are slower"
                 );
-                let engine = wasmtime::Engine::new(&config(&limits, slots.slots, false, cache_dir))
+                let engine = wasmtime::Engine::new(&config(false))
                     .map_err(anyhow::Error::from)
                     .context("could not create the WebAssembly engine")?;
                 (engine, false)
@@ -139,7 +135,13 @@ impl Engine {
     }
 }
 
-fn config(limits: &Limits, slots: u32, pooling: bool, cache_dir: Option<&Path>) -> Config {
+fn config(
+    limits: &Limits,
+    tuning: &Tuning,
+    slots: u32,
+    pooling: bool,
+    cache_dir: Option<&Path>,
+) -> Config {
     let mut config = Config::new();
     if let Some(dir) = cache_dir {
         // Snapshots that share code (every JS worker's QuickJS) compile it once (cache.rs).
@@ -151,7 +153,8 @@ fn config(limits: &Limits, slots: u32, pooling: bool, cache_dir: Option<&Path>) 
         .wasm_component_model(true)
         // Component-model async is not used; turning it off makes `Store::new` cheaper.
         .concurrency_support(false)
-        .memory_guaranteed_dense_image_size(128 << 20);
+        .memory_guaranteed_dense_image_size(128 << 20)
+        .memory_init_cow(tuning.cow);
     // `WWS_PERF_MAP=1` writes /tmp/perf-PID.map so `perf report` names the guests' functions.
     if std::env::var_os("WWS_PERF_MAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
@@ -170,10 +173,14 @@ fn config(limits: &Limits, slots: u32, pooling: bool, cache_dir: Option<&Path>) 
             // Interpreters (CPython, Ruby) have large function tables and instance records.
             .table_elements(100_000)
             .max_core_instance_size(4 << 20)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .linear_memory_keep_resident(tuning.keep_resident)
             .table_keep_resident(64 << 10)
             .async_stack_keep_resident(64 << 10)
-            .pagemap_scan(Enabled::Auto);
+            .pagemap_scan(if tuning.pagemap {
+                Enabled::Auto
+            } else {
+                Enabled::No
+            });
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config

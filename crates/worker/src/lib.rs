@@ -21,6 +21,7 @@ mod ruby;
 pub mod ruby_snapshot;
 mod sink;
 pub mod slots;
+pub mod tuning;
 mod wasi;
 pub mod wizer;
 mod worker;
