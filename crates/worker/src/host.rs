@@ -1,4 +1,4 @@
-//! Per-request store data: the WASI state (`wasi.rs`), the memory limiter, the CPU budget, and
+//! Per-request store data: the WASI state (`wasi/`), the memory limiter, the CPU budget, and
 //! the pipe that logs stderr.
 
 use std::sync::{Arc, Mutex};

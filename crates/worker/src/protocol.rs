@@ -21,7 +21,7 @@ pub struct WorkerRequest<'a> {
     pub url: &'a str,
     /// HTTP method, e.g. `GET`.
     pub method: &'a str,
-    /// Header names lowercase; repeated headers folded (see [`folded`]).
+    /// Header names lowercase; repeated headers folded (`, `, or `; ` for `cookie`).
     #[serde(serialize_with = "folded")]
     pub headers: &'a http::HeaderMap,
     /// The body as text, or base64 when `base64` is true.

@@ -1,13 +1,15 @@
 //! Where a guest's stdout and stderr go on the host, and the one adapter that plugs any of
-//! them into wasmtime-wasi: the request's captured stdout (`wasi.rs`), the stderr log
+//! them into wasmtime-wasi: the request's captured stdout ([`OutputBuffer`]), the stderr log
 //! (`host.rs`), reuse mode's response frames (`reuse.rs`).
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 /// A host-side destination of guest output. Writes are taken whole and at once: every sink is
 /// in memory, so there is nothing to wait for; a sink refuses a write with an error instead.
@@ -70,5 +72,75 @@ impl<S: Sink> tokio::io::AsyncWrite for SinkStream<S> {
     }
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+/// A request's stdout: kept in memory up to a limit. Writing past the limit fails the run
+/// ([`OutputLimit`]).
+#[derive(Clone)]
+pub(crate) struct OutputBuffer {
+    buffer: Arc<Mutex<BytesMut>>,
+    limit: usize,
+    /// Set when a write was refused: the guest may have ignored the error and exited cleanly.
+    overflowed: Arc<AtomicBool>,
+}
+
+/// Raised when a guest writes more stdout than allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("the worker printed more than {0} bytes")]
+pub(crate) struct OutputLimit(pub usize);
+
+impl OutputBuffer {
+    /// An empty buffer that takes at most `limit` bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            buffer: Arc::default(),
+            limit,
+            overflowed: Arc::default(),
+        }
+    }
+
+    pub(crate) fn append(&self, bytes: &[u8]) -> Result<(), OutputLimit> {
+        let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
+        if buffer.len().saturating_add(bytes.len()) > self.limit {
+            self.overflowed.store(true, Ordering::Relaxed);
+            return Err(OutputLimit(self.limit));
+        }
+        buffer.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Everything written, or the limit if a write went past it.
+    pub(crate) fn take(&self) -> Result<Bytes, OutputLimit> {
+        if self.overflowed.load(Ordering::Relaxed) {
+            return Err(OutputLimit(self.limit));
+        }
+        Ok(
+            std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner))
+                .freeze(),
+        )
+    }
+}
+
+impl Sink for OutputBuffer {
+    fn accept(&self, bytes: &[u8]) -> StreamResult<()> {
+        self.append(bytes)
+            .map_err(|err| StreamError::LastOperationFailed(err.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_past_the_limit_fails_the_run_even_if_ignored() {
+        let out = OutputBuffer::new(4);
+        assert!(out.append(b"abc").is_ok());
+        assert!(out.append(b"de").is_err());
+        assert!(out.take().is_err());
+        let out = OutputBuffer::new(4);
+        assert!(out.append(b"abcd").is_ok());
+        assert_eq!(out.take().unwrap_or_default(), "abcd");
     }
 }

@@ -17,8 +17,8 @@ use crate::host::{self, ComponentHost, CoreHost, CpuBudget, HostState};
 use crate::program::{Code, Entrypoint, Program};
 use crate::reuse;
 use crate::ruby;
-use crate::sink::SinkStream;
-use crate::wasi::{self, OutputBuffer, OutputLimit, RequestWasi, WasiSpec};
+use crate::sink::{OutputBuffer, OutputLimit, SinkStream};
+use crate::wasi::{self, RequestWasi, WasiSpec};
 
 /// What one run produced: the worker's stdout, or why the run failed. Its stderr has already
 /// gone to the log, line by line, as it was written.
