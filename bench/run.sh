@@ -47,6 +47,7 @@ while (($#)); do
 done
 [[ $DURATION =~ ^[1-9][0-9]*$ && $RUNS =~ ^[1-9][0-9]*$ ]] ||
   { echo "bench: --duration and --runs take positive whole numbers" >&2; exit 2; }
+CPU_RUNS=$((2 * RUNS)) # runs per row of the CPU-limit figure: its difference is small
 
 # The servers run as a user would start them: no WWS_* variables, default log level.
 unset RUST_LOG
@@ -303,9 +304,12 @@ if start_server cpu-default "$WWS_READY" "$WWS" "$WORK/projects/cpu" --port 0 --
     B_PID=$SERVER_PID B_URL=$SERVER_URL
     warm_up "$A_URL" 32
     warm_up "$B_URL" 32
-    for round in $(seq "$RUNS"); do
-      run_wrk cpu cpu "wws --timeout-ms 30000 (default)" 32 "$A_URL" "$A_PID" "$round"
-      run_wrk cpu cpu "$OFF_LABEL" 32 "$B_URL" "$B_PID" "$round"
+    # Two servers only: the order flips every round (on, off, off, on, ...), since whichever
+    # runs first after a pause was measured a few percent apart from the other.
+    for round in $(seq "$CPU_RUNS"); do
+      on=(cpu cpu "wws --timeout-ms 30000 (default)" 32 "$A_URL" "$A_PID" "$round")
+      off=(cpu cpu "$OFF_LABEL" 32 "$B_URL" "$B_PID" "$round")
+      if ((round % 2)); then run_wrk "${on[@]}"; run_wrk "${off[@]}"; else run_wrk "${off[@]}"; run_wrk "${on[@]}"; fi
     done
     stop_server "$B_PID"
   else

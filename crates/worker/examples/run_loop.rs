@@ -1,7 +1,8 @@
 //! Runs one worker in a loop without HTTP, to profile the per-request path of the host alone:
 //! `cargo run --release -p wws-worker --example run_loop -- WORKER.wasm [RUNS] [TASKS]`.
 //! Prints the mean wall time per run; run it under `perf record` or `valgrind --tool=callgrind`.
-//! `SCATTERED_WRITES=1` runs it as a JS snapshot is run (`Program::scattered_writes`).
+//! `SCATTERED_WRITES=1` runs it as a JS snapshot is run (`Program::scattered_writes`);
+//! `TIMEOUT_MS=0` turns the CPU-time limit off, as `wws --timeout-ms 0` does.
 
 use std::time::Instant;
 
@@ -20,7 +21,11 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(100_000);
     let tasks: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let bytes = std::fs::read(&path)?;
-    let engine = Engine::new(Limits::default(), None)?;
+    let mut limits = Limits::default();
+    if let Some(ms) = std::env::var("TIMEOUT_MS").ok().and_then(|v| v.parse().ok()) {
+        limits.timeout = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+    }
+    let engine = Engine::new(limits, None)?;
     let program = Program {
         name: path.clone(),
         code: Code::Bytes(bytes.into()),
