@@ -22,7 +22,10 @@ fn main() -> anyhow::Result<()> {
     let tasks: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let bytes = std::fs::read(&path)?;
     let mut limits = Limits::default();
-    if let Some(ms) = std::env::var("TIMEOUT_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = std::env::var("TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         limits.timeout = (ms > 0).then(|| std::time::Duration::from_millis(ms));
     }
     let engine = Engine::new(limits, None)?;
