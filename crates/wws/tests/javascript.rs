@@ -284,6 +284,45 @@ fn an_infinite_loop_in_js_is_stopped() {
     assert_eq!(wws.get_text("/ok", 200), "ok");
 }
 
+/// Unbounded recursion and deeply nested input fail the request (500), never the server:
+/// QuickJS' own stack limit or wasmtime's native stack limit stops them before the engine's
+/// shadow stack runs into its heap. Moderate depths still work.
+#[test]
+fn deep_recursion_and_nesting_fail_the_request_not_the_server() {
+    let p = Project::new();
+    p.file(
+        "recurse.js",
+        r#"
+function depth(n, max) { return n === max ? n : depth(n + 1, max); }
+addEventListener("fetch", (e) => {
+  const max = Number(new URL(e.request.url).searchParams.get("max"));
+  e.respondWith(new Response(String(depth(0, max))));
+});
+"#,
+    );
+    p.file(
+        "nested.js",
+        "addEventListener('fetch', (e) => e.respondWith(e.request.text().then((t) => new Response(String(JSON.parse(t).length)))));\n",
+    );
+    p.file(
+        "ok.js",
+        "addEventListener('fetch', (e) => e.respondWith(new Response('ok')));\n",
+    );
+    let wws = Wws::builder(p.path())
+        .args(["--cache-dir"])
+        .args([module_cache_dir()])
+        .start();
+    assert_eq!(wws.get_text("/recurse?max=200", 200), "200");
+    assert_eq!(wws.get("/recurse?max=100000000").status(), 500);
+    let post = |body: String| client().post(wws.url("/nested")).body(body).send().unwrap();
+    let resp = post(format!("{}{}", "[".repeat(100), "]".repeat(100)));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().unwrap(), "1");
+    let deep = "[".repeat(1_000_000) + &"]".repeat(1_000_000);
+    assert_eq!(post(deep).status(), 500);
+    assert_eq!(wws.get_text("/ok", 200), "ok");
+}
+
 /// Every request starts from the worker's snapshot, whatever the requests before it wrote:
 /// a global counter and a heap written all over answer the same on every request, one after
 /// another and from several connections at once. The pooled memory is restored page by page

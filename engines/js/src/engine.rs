@@ -22,11 +22,11 @@ const WARM_UP_VAR: &str = "WWS_WARM_UP";
 /// Env vars with this prefix are for the engine, not the worker's `[vars]`.
 const RESERVED_PREFIX: &str = "WWS_";
 
-/// QuickJS' own stack limit, below the 4 MiB wasm shadow stack (`-zstack-size` in build.rs),
+/// QuickJS' own stack limit, below the 1 MiB wasm shadow stack (`-zstack-size` in build.rs),
 /// so the shadow stack can never overflow. In practice QuickJS uses under 64 bytes of it per
 /// JS call: deep recursion first exhausts the host's native wasm stack (wasmtime's
 /// `max_wasm_stack`, 512 KiB by default, about 600 JS frames), which traps cleanly.
-const MAX_STACK: usize = 3 << 20;
+const MAX_STACK: usize = 768 << 10;
 
 /// How much a request may allocate before QuickJS' first cycle collection (freeing by
 /// reference counting goes on regardless). The instance is thrown away after the request.
