@@ -133,7 +133,8 @@ pub fn install(
 
 /// Installs every runtime `.wws.toml` lists that is missing, from the URLs and checksums stored
 /// there (no index is fetched). Returns the labels it installed; prints nothing when none was
-/// missing.
+/// missing. One runtime that cannot be installed does not stop the others: the error, returned
+/// at the end, names every one that failed.
 pub fn restore(project: &Path, reporter: &dyn Reporter) -> anyhow::Result<Vec<String>> {
     crate::blocking::run(|| {
         if missing(&ProjectConfig::load(project)?, project).is_empty() {
@@ -148,22 +149,30 @@ pub fn restore(project: &Path, reporter: &dyn Reporter) -> anyhow::Result<Vec<St
         }
         let downloader = Downloader::new()?;
         let mut done = Vec::new();
+        let mut failed = Vec::new();
         for (repo, runtime) in todo {
-            reporter.line(&format!(
-                "🚀 Installing: {repo} - {} / {}",
-                runtime.name, runtime.version
-            ));
+            let label = format!("{repo} - {} / {}", runtime.name, runtime.version);
+            reporter.line(&format!("🚀 Installing: {label}"));
             let entry = config.repositories.iter().find(|r| r.name == repo);
             let base = match entry.map(|r| Location::parse(&r.url)) {
                 Some(Ok(base)) => base,
                 // A stored URL that no longer parses: the runtime's own URLs must be absolute.
                 _ => Location::File(project.join(crate::project_config::FILE_NAME)),
             };
-            runtime
+            let placed = runtime
                 .validate()
-                .with_context(|| format!("in {}", ProjectConfig::path(project).display()))?;
-            place(project, &repo, &base, &runtime, &downloader, reporter)?;
-            done.push(format!("{repo} - {}", runtime.label()));
+                .and_then(|()| place(project, &repo, &base, &runtime, &downloader, reporter));
+            match placed {
+                Ok(()) => done.push(label),
+                Err(err) => failed.push(format!("{label} ({err:#})")),
+            }
+        }
+        if !failed.is_empty() {
+            bail!(
+                "could not install {} from the URLs and checksums {} records; fix the entry or the network, then run `wws runtimes install`",
+                failed.join("; "),
+                ProjectConfig::path(project).display()
+            );
         }
         reporter.line("✅ Done!");
         Ok(done)
@@ -264,6 +273,25 @@ fn place(
         .context("a runtime folder always has a parent")?;
     std::fs::create_dir_all(parent)
         .with_context(|| format!("cannot create {}", parent.display()))?;
+    let placed = place_in(project, parent, &dir, base, runtime, downloader, reporter);
+    if placed.is_err() {
+        // Leave no empty `<repo>/<name>` folders behind (they hold other versions otherwise).
+        let _ = std::fs::remove_dir(parent);
+        let _ = parent.parent().map(std::fs::remove_dir);
+    }
+    placed
+}
+
+/// [`place`] once the parent folder exists.
+fn place_in(
+    project: &Path,
+    parent: &Path,
+    dir: &Path,
+    base: &Location,
+    runtime: &Runtime,
+    downloader: &Downloader,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
     let staging = tempfile::Builder::new()
         .prefix(&format!("{STAGING_PREFIX}{}-", runtime.version))
         .tempdir_in(parent)
@@ -292,15 +320,15 @@ fn place(
     }
     reporter.line(&format!(
         "📦 Installing it in {}/",
-        display_relative(project, &dir)
+        display_relative(project, dir)
     ));
     if dir.exists() {
         // An incomplete or unrecorded folder (e.g. from the original wws): replace it.
-        std::fs::remove_dir_all(&dir)
+        std::fs::remove_dir_all(dir)
             .with_context(|| format!("cannot replace {}", dir.display()))?;
     }
     let staged = staging.keep();
-    if let Err(e) = std::fs::rename(&staged, &dir) {
+    if let Err(e) = std::fs::rename(&staged, dir) {
         let _ = std::fs::remove_dir_all(&staged);
         return Err(anyhow::Error::new(e)
             .context(format!("cannot move the runtime into {}", dir.display())));

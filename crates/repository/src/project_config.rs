@@ -86,14 +86,41 @@ impl ProjectConfig {
     }
 
     /// Writes `.wws.toml` atomically: a temporary file beside it, flushed, then renamed over it.
+    /// A symlinked `.wws.toml` (shared between projects) is updated where it points, and the
+    /// file keeps its permissions (a new one gets the usual `0666` less the umask), so another
+    /// user who could read it still can.
     pub fn save(&self, project: &Path) -> anyhow::Result<()> {
         let path = Self::path(project);
+        let path = match std::fs::canonicalize(&path) {
+            Ok(target) => target,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => path,
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("cannot read {}", path.display()))
+                );
+            }
+        };
+        let folder = path.parent().unwrap_or(project);
+        let existing = std::fs::metadata(&path).ok().map(|m| m.permissions());
         let text = toml::to_string_pretty(self).context("cannot serialise the project file")?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .suffix(TEMP_SUFFIX)
-            .tempfile_in(project)
-            .with_context(|| format!("cannot create a temporary file in {}", project.display()))?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
+        #[cfg(unix)]
+        {
+            // `0666`: the kernel applies the umask, as for any new file (tempfile's is `0600`).
+            use std::os::unix::fs::PermissionsExt as _;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let mut temp = builder
+            .tempfile_in(folder)
+            .with_context(|| format!("cannot create a temporary file in {}", folder.display()))?;
+        if let Some(permissions) = existing {
+            temp.as_file()
+                .set_permissions(permissions)
+                .with_context(|| {
+                    format!("cannot set the permissions of {}", temp.path().display())
+                })?;
+        }
         temp.write_all(text.as_bytes())
             .and_then(|()| temp.as_file().sync_all())
             .with_context(|| format!("cannot write {}", temp.path().display()))?;
@@ -264,6 +291,42 @@ value = "2027b73556ca02155f026cee751ab736985917d2f28bbcad5aac928c719e1112"
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, [".wws.toml"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn save_keeps_the_permissions_and_follows_a_symlink() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ProjectConfig::default();
+        config.add_runtime("r", "u", runtime("ruby", "1"));
+
+        // A new file is an ordinary one (0666 less the umask), never 0600.
+        config.save(dir.path()).unwrap();
+        assert_ne!(mode(&dir.path().join(".wws.toml")) & 0o044, 0);
+        // An existing file keeps its mode.
+        let path = dir.path().join(".wws.toml");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        config.add_runtime("r", "u", runtime("python", "2"));
+        config.save(dir.path()).unwrap();
+        assert_eq!(mode(&path), 0o640);
+
+        // A symlinked file is updated where it points and stays a symlink.
+        let shared = tempfile::tempdir().unwrap();
+        let target = shared.path().join("shared.toml");
+        std::fs::write(&target, "version = 1\n").unwrap();
+        let project = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&target, project.path().join(".wws.toml")).unwrap();
+        config.save(project.path()).unwrap();
+        assert!(
+            std::fs::symlink_metadata(project.path().join(".wws.toml"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(ProjectConfig::load(project.path()).unwrap(), config);
+        assert_eq!(std::fs::read_dir(shared.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -110,6 +110,15 @@ fn install_missing_fails_clearly_and_keeps_the_project_clean() {
     let p = project.path();
     let source = RepositoryRef::new("local", &server.url("index.toml")).unwrap();
     wws_repository::install(p, &source, "fakelang", "1.0.0", false, &Recorder::default()).unwrap();
+    wws_repository::install(
+        p,
+        &source,
+        "otherlang",
+        "2.0.0",
+        false,
+        &Recorder::default(),
+    )
+    .unwrap();
     let fresh = tempfile::tempdir().unwrap();
     let config = std::fs::read_to_string(p.join(".wws.toml")).unwrap();
     std::fs::write(fresh.path().join(".wws.toml"), &config).unwrap();
@@ -117,15 +126,18 @@ fn install_missing_fails_clearly_and_keeps_the_project_clean() {
     let err = wws_repository::install_missing_with(fresh.path(), &Recorder::default()).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
-        msg.contains(&server.url("wrapper.txt")) && msg.contains("404"),
+        msg.contains(&server.url("wrapper.txt"))
+            && msg.contains("404")
+            && msg.contains("local - fakelang / 1.0.0")
+            && msg.contains(".wws.toml"),
         "{msg}"
     );
-    assert!(
-        !fresh
-            .path()
-            .join(".wws/runtimes/local/fakelang/1.0.0")
-            .exists()
-    );
+    // No folder for it, not even an empty `<repo>/<name>` one; the other one is installed.
+    assert!(!fresh.path().join(".wws/runtimes/local/fakelang").exists());
+    assert!(!msg.contains("otherlang"), "{msg}");
+    let installed = wws_repository::installed_runtimes(fresh.path()).unwrap();
+    assert_eq!(installed.len(), 1);
+    assert_eq!(installed[0].runtime.name, "otherlang");
     assert_eq!(
         std::fs::read_to_string(fresh.path().join(".wws.toml")).unwrap(),
         config

@@ -50,8 +50,8 @@ pub struct ServeArgs {
     #[arg(long, env = "WWS_CORS", value_delimiter = ',')]
     pub cors: Vec<String>,
 
-    /// Install the runtimes `.wws.toml` lists before serving (wws does this by itself; the flag
-    /// stays for compatibility).
+    /// Stop when a runtime `.wws.toml` lists cannot be installed. wws installs the missing ones
+    /// by itself either way; without this flag, the files of one that fails are not served.
     #[arg(short = 'i', long, env = "WWS_INSTALL_RUNTIMES")]
     pub install_runtimes: bool,
 

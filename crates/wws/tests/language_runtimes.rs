@@ -234,20 +234,30 @@ fn uninstall_and_check() {
 }
 
 #[test]
-fn a_download_failure_stops_the_start_with_the_url() {
+fn a_runtime_that_cannot_be_installed_is_skipped_with_a_warning_or_stops_the_start_with_i() {
     let repo = RepoServer::serve(runtime_repository());
     let first = project();
     install(first.path(), &repo, "python", "3.12.0");
     let fresh = Project::new();
     fresh.file("index.py", PY_WORKERS[0].1);
     fresh.file(
+        "hello.js",
+        "addEventListener('fetch', (e) => e.respondWith(new Response('Hello from js')));",
+    );
+    fresh.file(
         ".wws.toml",
         std::fs::read(first.path().join(".wws.toml")).unwrap(),
     );
     repo.fail("/files/python/3.12.0/python.wasm", 404);
+    let nothing_installed = || {
+        // Not even an empty `<repo>/<name>` folder is left behind.
+        assert!(!fresh.path().join(".wws/runtimes/wws-test").exists());
+    };
+
+    // With -i the start stops, naming the file and the status.
     let out = wws_command()
         .arg(fresh.path())
-        .args(["--port", "0"])
+        .args(["--port", "0", "-i"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -257,13 +267,27 @@ fn a_download_failure_stops_the_start_with_the_url() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("python.wasm") && text.contains("404"),
+        text.contains("error installing the missing runtimes")
+            && text.contains("python.wasm")
+            && text.contains("404"),
         "{text}"
     );
+    nothing_installed();
+
+    // Without it, wws serves what it can and says what it left out and why.
+    let wws = serve(fresh.path());
+    assert_eq!(wws.get_text("/hello", 200), "Hello from js");
+    wws.get_text("/", 404);
+    let out = wws.output();
     assert!(
-        !fresh
-            .path()
-            .join(".wws/runtimes/wws-test/python/3.12.0")
-            .exists()
+        out.contains("not served") && out.contains("python.wasm") && out.contains("404"),
+        "{out}"
     );
+    nothing_installed();
+    drop(wws);
+
+    // Once the repository answers again, the next start installs it.
+    repo.clear("/files/python/3.12.0/python.wasm");
+    let wws = serve(fresh.path());
+    assert_eq!(wws.get_text("/", 200), "Hello from python");
 }

@@ -50,9 +50,7 @@ pub fn run(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     say(format_args!("⚙️  Loading routes from: {}", root.display()));
-    // Commit `.wws.toml` and a fresh checkout just runs: missing runtimes install here.
-    let installed = wws_repository::install_missing(root)?;
-    let runtimes = Runtimes::new(installed)?;
+    let runtimes = Runtimes::new(installed_runtimes(root, args.install_runtimes)?)?;
     let files = wws_router::discover(root, &runtimes.extensions(), &args.ignore)?;
     let prefix = wws_router::normalize_prefix(&args.prefix);
     let routes = Routes::new(files, &prefix)?;
@@ -116,6 +114,29 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let drain = limits.timeout.unwrap_or(Duration::from_secs(30)) + Duration::from_secs(5);
     wws_server::serve(listener, app, shutdown_signal(), drain).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The runtimes `.wws.toml` lists, after installing the missing ones: commit `.wws.toml` and a
+/// fresh checkout just runs. One that cannot be installed (offline, a read-only checkout, a
+/// repository gone) leaves its files unserved with a warning, as the original did without
+/// `-i`; with `-i` (`strict`) it stops the start instead.
+fn installed_runtimes(
+    root: &Path,
+    strict: bool,
+) -> anyhow::Result<Vec<wws_repository::InstalledRuntime>> {
+    match wws_repository::install_missing(root) {
+        Ok(installed) => Ok(installed),
+        Err(err) if strict => {
+            Err(err.context("There was an error installing the missing runtimes"))
+        }
+        Err(err) => {
+            let console: &dyn wws_repository::Reporter = &wws_repository::Console;
+            console.warn(&format!("Required language runtimes are not installed, so their files are not served: {err:#}"));
+            console
+                .warn("Start with -i (--install-runtimes) to stop instead of serving without them");
+            wws_repository::installed_runtimes(root)
+        }
+    }
 }
 
 /// Prepares the worker of every route, on one thread per core: a warm start is mostly mapping
