@@ -120,15 +120,52 @@ pub fn install(
             &downloader,
             reporter,
         )?;
-        config.add_runtime(&repo.name, &repo.location.to_string(), runtime);
+        config.add_runtime(&repo.name, &repo.location.to_string(), runtime.clone());
         if let Err(e) = config.save(project) {
             // Keep disk and `.wws.toml` consistent: without its entry the folder must go.
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
+        warn_unused(project, &config, &repo.name, &runtime, reporter);
         reporter.line("✅ Done!");
         Ok(InstallOutcome::Installed(dir))
     })
+}
+
+/// Warns when the runtime just installed will not serve some files: it claims no extension, or
+/// a runtime listed before it in `.wws.toml` claims the same one (the first one wins, as in the
+/// original), e.g. an older version of it.
+fn warn_unused(
+    project: &Path,
+    config: &ProjectConfig,
+    repo: &str,
+    runtime: &Runtime,
+    reporter: &dyn Reporter,
+) {
+    if runtime.extensions.is_empty() {
+        reporter.warn(&format!(
+            "{} claims no file extension in its index entry: no file will run on it",
+            runtime.label()
+        ));
+    }
+    for ext in &runtime.extensions {
+        let first = config
+            .runtimes()
+            .find(|(r, rt)| rt.extensions.contains(ext) && is_present(project, r, rt));
+        if let Some((other_repo, other)) = first
+            && !(other_repo == repo
+                && other.name == runtime.name
+                && other.version == runtime.version)
+        {
+            reporter.warn(&format!(
+                ".{ext} files stay with {other_repo} - {}, listed before it in .wws.toml; to serve them with {}, uninstall that one: wws runtimes --repo-name {other_repo} uninstall {} {}",
+                other.label(),
+                runtime.label(),
+                other.name,
+                other.version
+            ));
+        }
+    }
 }
 
 /// Installs every runtime `.wws.toml` lists that is missing, from the URLs and checksums stored

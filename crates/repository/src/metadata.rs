@@ -22,8 +22,9 @@ pub struct Runtime {
     /// Lifecycle state; `yanked` runtimes are refused for new installs unless forced.
     #[serde(default)]
     pub status: RuntimeStatus,
-    /// File extensions this runtime claims (without dot); the first names the generated file.
-    #[serde(default)]
+    /// File extensions this runtime claims (without dot; `.py` is read as `py`); the first
+    /// names the generated file.
+    #[serde(default, deserialize_with = "extensions_without_dot")]
     pub extensions: Vec<String>,
     /// The full WASI argv, e.g. `["--", "/src/index.py"]`.
     #[serde(default)]
@@ -190,6 +191,17 @@ impl Runtime {
     }
 }
 
+/// Extensions as an index may write them, `py` or `.py`: file names are matched without the dot.
+fn extensions_without_dot<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    let extensions = <Vec<String> as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(extensions
+        .into_iter()
+        .map(|ext| ext.strip_prefix('.').map(str::to_owned).unwrap_or(ext))
+        .collect())
+}
+
 /// Rejects values that would leave their folder when used as one path component: empty, `.`,
 /// `..`, containing `/`, `\` or NUL, or absolute (a drive letter such as `C:` included).
 pub fn check_path_component(key: &str, value: &str) -> anyhow::Result<()> {
@@ -230,6 +242,18 @@ mod tests {
             wrapper: None,
             template: None,
         }
+    }
+
+    #[test]
+    fn extensions_are_read_without_their_dot() {
+        let entry = r#"
+            name = "fakelang"
+            version = "1.0.0"
+            extensions = [".fl", "fx"]
+            binary = { url = "b.wasm", filename = "b.wasm", checksum = { type = "sha256", value = "00" } }
+        "#;
+        let runtime: Runtime = toml::from_str(entry).unwrap();
+        assert_eq!(runtime.extensions, ["fl", "fx"]);
     }
 
     #[test]

@@ -1061,3 +1061,58 @@ fn killing_a_restore_mid_download_leaves_the_project_clean() {
     );
     assert_eq!(read_config(fresh.path()).unwrap(), config);
 }
+
+#[test]
+fn a_second_version_whose_files_stay_with_the_first_says_how_to_switch() {
+    let repo = FakeRepo::new();
+    let server = RepoServer::serve(repo.path());
+    let url = server.url("index.toml");
+    let p = project();
+    let first = ok(run(
+        p.path(),
+        &["install", "fakelang", "1.0.0", "--repo-url", &url],
+    ));
+    assert!(!first.contains("stay with"), "{first}");
+    let second = ok(run(
+        p.path(),
+        &["install", "fakelang", "latest", "--repo-url", &url],
+    ));
+    assert!(
+        second.contains(".fl files stay with wasmlabs - fakelang 1.0.0")
+            && second.contains("wws runtimes --repo-name wasmlabs uninstall fakelang 1.0.0"),
+        "{second}"
+    );
+    // Doing what it says serves them with the new one, and nothing warns any more.
+    ok(run(p.path(), &["uninstall", "fakelang", "1.0.0"]));
+    let again = ok(run(
+        p.path(),
+        &["install", "fakelang", "2.0.0", "--repo-url", &url],
+    ));
+    assert!(!again.contains("stay with"), "{again}");
+}
+
+#[test]
+fn an_index_may_write_extensions_with_a_dot() {
+    let mut repo = FakeRepo::empty();
+    repo.add(Entry {
+        extension: "dx",
+        ..Entry::default()
+    });
+    let dotted = repo.entries[0].replace("extensions = [\"dx\"]", "extensions = [\".dx\"]");
+    repo.entries[0] = dotted;
+    repo.write_index();
+    let server = RepoServer::serve(repo.path());
+    let p = project();
+    ok(run(
+        p.path(),
+        &[
+            "install",
+            "fakelang",
+            "1.0.0",
+            "--repo-url",
+            &server.url("index.toml"),
+        ],
+    ));
+    let config = read_config(p.path()).unwrap();
+    assert!(config.contains("extensions = [\"dx\"]"), "{config}");
+}
