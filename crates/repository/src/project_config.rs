@@ -173,16 +173,18 @@ impl ProjectConfig {
 
     /// Removes exactly the entry `name` `version` of repository `repo` and says whether it was
     /// there. Other versions, other names and other repositories stay (the original dropped
-    /// every entry sharing the name or the version).
+    /// every entry sharing the name or the version). Copies of it are removed too, also from a
+    /// repeated `[[repositories]]` block of the same name (a merge leaves those).
     pub fn remove_runtime(&mut self, repo: &str, name: &str, version: &str) -> bool {
-        let Some(entry) = self.repositories.iter_mut().find(|r| r.name == repo) else {
-            return false;
-        };
-        let before = entry.runtimes.len();
-        entry
-            .runtimes
-            .retain(|r| !(r.name == name && r.version == version));
-        entry.runtimes.len() != before
+        let mut removed = false;
+        for entry in self.repositories.iter_mut().filter(|r| r.name == repo) {
+            let before = entry.runtimes.len();
+            entry
+                .runtimes
+                .retain(|r| !(r.name == name && r.version == version));
+            removed |= entry.runtimes.len() != before;
+        }
+        removed
     }
 }
 
@@ -291,6 +293,19 @@ value = "2027b73556ca02155f026cee751ab736985917d2f28bbcad5aac928c719e1112"
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, [".wws.toml"]);
+    }
+
+    #[test]
+    fn remove_runtime_also_removes_copies_in_a_repeated_repository_block() {
+        let mut config = ProjectConfig::default();
+        config.add_runtime("r", "u", runtime("ruby", "1"));
+        config.add_runtime("r", "u", runtime("python", "2"));
+        let copy = config.repositories[0].clone();
+        config.repositories.push(copy);
+        assert!(config.remove_runtime("r", "ruby", "1"));
+        assert!(config.find("r", "ruby", "1").is_none());
+        assert!(config.find("r", "python", "2").is_some());
+        assert!(!config.remove_runtime("r", "ruby", "1"));
     }
 
     #[cfg(unix)]
