@@ -61,16 +61,73 @@ pub fn runtime_dir(project: &Path, repo: &str, runtime: &Runtime) -> PathBuf {
         .join(&runtime.version)
 }
 
-/// True when every file of `runtime` exists in its folder (contents were verified when placed).
+/// Written into a runtime folder as it is placed: the checksum of each file as `.wws.toml`
+/// pins it, in `sha256sum` format (`sha256sum -c` checks the folder by hand). A start compares
+/// it with `.wws.toml` without hashing, so a runtime whose pin changed (a `git pull`) installs
+/// again.
+pub const CHECKSUMS_FILE: &str = ".wws-checksums";
+
+/// The content of [`CHECKSUMS_FILE`] for `runtime`.
+fn checksums_text(runtime: &Runtime) -> String {
+    runtime
+        .files()
+        .iter()
+        .map(|(_, f)| format!("{}  {}\n", f.checksum.sha256_hex(), f.filename))
+        .collect()
+}
+
+/// How closely a runtime folder is compared with `.wws.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Every file exists and the folder was installed for the checksums `.wws.toml` pins
+    /// (what every start does: no file is read but the small checksum list).
+    Pins,
+    /// [`Verify::Pins`], and every file's content hashes to its pin (`check`, `install`).
+    Contents,
+}
+
+/// True when every file of `runtime` is in its folder, installed for the checksums
+/// `.wws.toml` records (contents were verified when the folder was placed).
 pub fn is_present(project: &Path, repo: &str, runtime: &Runtime) -> bool {
+    verify(project, repo, runtime, Verify::Pins)
+}
+
+/// [`is_present`], as closely as `how` says.
+pub fn verify(project: &Path, repo: &str, runtime: &Runtime, how: Verify) -> bool {
     if runtime.validate().is_err() || check_path_component("repository", repo).is_err() {
         return false;
     }
     let dir = runtime_dir(project, repo, runtime);
-    runtime
+    if !runtime
         .files()
         .iter()
         .all(|(_, f)| dir.join(&f.filename).is_file())
+    {
+        return false;
+    }
+    let expected = checksums_text(runtime);
+    let pinned = match std::fs::read_to_string(dir.join(CHECKSUMS_FILE)) {
+        Ok(text) => text == expected,
+        // Installed by the original wws or an older wws: hash it once, then remember.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let same = contents_match(&dir, runtime);
+            if same {
+                // Best effort: a read-only checkout hashes again next time.
+                let _ = std::fs::write(dir.join(CHECKSUMS_FILE), &expected);
+            }
+            return same;
+        }
+        Err(_) => false,
+    };
+    pinned && (how == Verify::Pins || contents_match(&dir, runtime))
+}
+
+/// Every file of `runtime` in `dir` hashes to the checksum recorded for it.
+fn contents_match(dir: &Path, runtime: &Runtime) -> bool {
+    runtime.files().iter().all(|(_, f)| {
+        crate::download::file_sha256(&dir.join(&f.filename))
+            .is_ok_and(|digest| digest == f.checksum.sha256_hex())
+    })
 }
 
 /// Installs `name` at `version_or_tag` from `repo` into `project` and records it in
@@ -170,17 +227,22 @@ fn warn_unused(
 
 /// Installs every runtime `.wws.toml` lists that is missing, from the URLs and checksums stored
 /// there (no index is fetched). Returns the labels it installed; prints nothing when none was
-/// missing. One runtime that cannot be installed does not stop the others: the error, returned
-/// at the end, names every one that failed.
-pub fn restore(project: &Path, reporter: &dyn Reporter) -> anyhow::Result<Vec<String>> {
+/// missing or installed for other checksums; with [`Verify::Contents`], also those whose files
+/// changed on disk. One runtime that cannot be installed does not stop the others: the error,
+/// returned at the end, names every one that failed.
+pub fn restore(
+    project: &Path,
+    how: Verify,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Vec<String>> {
     crate::blocking::run(|| {
-        if missing(&ProjectConfig::load(project)?, project).is_empty() {
+        if missing(&ProjectConfig::load(project)?, project, how).is_empty() {
             return Ok(Vec::new());
         }
         let _lock = ProjectLock::acquire(project, reporter)?;
         // Another process may have installed some while we waited for the lock.
         let config = ProjectConfig::load(project)?;
-        let todo = missing(&config, project);
+        let todo = missing(&config, project, how);
         if todo.is_empty() {
             return Ok(Vec::new());
         }
@@ -217,10 +279,10 @@ pub fn restore(project: &Path, reporter: &dyn Reporter) -> anyhow::Result<Vec<St
 }
 
 /// Runtimes of `config` whose folder is incomplete or absent.
-fn missing(config: &ProjectConfig, project: &Path) -> Vec<(String, Runtime)> {
+fn missing(config: &ProjectConfig, project: &Path, how: Verify) -> Vec<(String, Runtime)> {
     config
         .runtimes()
-        .filter(|(repo, rt)| !is_present(project, repo, rt))
+        .filter(|(repo, rt)| !verify(project, repo, rt, how))
         .map(|(repo, rt)| (repo.to_string(), rt.clone()))
         .collect()
 }
@@ -278,7 +340,8 @@ pub struct RuntimeState {
     pub installed: bool,
 }
 
-/// The runtimes of `.wws.toml` with their state, in file order.
+/// The runtimes of `.wws.toml` with their state, in file order. Every file is hashed: a file
+/// changed on disk shows as not installed.
 pub fn check(project: &Path) -> anyhow::Result<Vec<RuntimeState>> {
     let config = ProjectConfig::load(project)?;
     Ok(config
@@ -286,7 +349,7 @@ pub fn check(project: &Path) -> anyhow::Result<Vec<RuntimeState>> {
         .map(|(repo, rt)| RuntimeState {
             repository: repo.to_string(),
             runtime: rt.clone(),
-            installed: is_present(project, repo, rt),
+            installed: verify(project, repo, rt, Verify::Contents),
         })
         .collect())
 }
@@ -355,6 +418,9 @@ fn place_in(
             file.filename
         ));
     }
+    let checksums = staging.path().join(CHECKSUMS_FILE);
+    std::fs::write(&checksums, checksums_text(runtime))
+        .with_context(|| format!("cannot write {}", checksums.display()))?;
     reporter.line(&format!(
         "📦 Installing it in {}/",
         display_relative(project, dir)

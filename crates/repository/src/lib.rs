@@ -35,7 +35,8 @@ use std::path::{Path, PathBuf};
 
 pub use index::Index;
 pub use install::{
-    InstallOutcome, RepositoryRef, RuntimeState, check, install, restore, uninstall,
+    CHECKSUMS_FILE, InstallOutcome, RepositoryRef, RuntimeState, Verify, check, install, restore,
+    uninstall,
 };
 pub use location::Location;
 pub use metadata::{Checksum, RemoteFile, Runtime, RuntimeStatus};
@@ -89,7 +90,7 @@ pub fn install_missing_with(
     project: &Path,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Vec<InstalledRuntime>> {
-    install::restore(project, reporter)?;
+    install::restore(project, Verify::Pins, reporter)?;
     installed_runtimes(project)
 }
 

@@ -171,6 +171,13 @@ impl Runtime {
         for (role, file) in self.files() {
             check_path_component(&format!("{role}.filename"), &file.filename)
                 .with_context(|| format!("invalid runtime entry {}", self.label()))?;
+            if file.filename == crate::install::CHECKSUMS_FILE {
+                bail!(
+                    "invalid runtime entry {}: {role}.filename {:?} is the name wws gives the checksum list of a runtime folder; rename the file",
+                    self.label(),
+                    file.filename
+                );
+            }
             if !seen.insert(file.filename.as_str()) {
                 bail!(
                     "invalid runtime entry {}: two files are named {:?}; every file needs its own name",

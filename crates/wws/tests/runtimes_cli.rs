@@ -132,6 +132,14 @@ impl FakeRepo {
     }
 }
 
+/// The repository of [`FakeRepo::new`] served on 127.0.0.1, its index URL and an empty project.
+fn served_repo() -> (FakeRepo, RepoServer, String, tempfile::TempDir) {
+    let repo = FakeRepo::new();
+    let server = RepoServer::serve(repo.path());
+    let url = server.url("index.toml");
+    (repo, server, url, project())
+}
+
 /// A fresh, empty project folder.
 fn project() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -235,10 +243,7 @@ fn assert_no_runtime_files(project: &Path) {
 
 #[test]
 fn list_shows_the_repository_with_flags_before_or_after_the_action_and_from_env() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, _server, url, p) = served_repo();
     let after = ok(run(p.path(), &["list", &format!("--repo={url}")]));
     let before = ok(run(p.path(), &["--repo-url", &url, "list"]));
     let from_env = ok(runtimes_cmd(p.path(), &["list"])
@@ -295,10 +300,7 @@ fn list_shows_the_repository_with_flags_before_or_after_the_action_and_from_env(
 
 #[test]
 fn install_by_version_and_by_tag_records_the_full_metadata() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (repo, server, url, p) = served_repo();
     let out = ok(run(
         p.path(),
         &[
@@ -368,10 +370,7 @@ fn install_by_version_and_by_tag_records_the_full_metadata() {
 
 #[test]
 fn installing_twice_is_a_no_op_that_says_so() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, server, url, p) = served_repo();
     ok(run(
         p.path(),
         &["--repo-url", &url, "install", "fakelang", "1"],
@@ -390,10 +389,7 @@ fn installing_twice_is_a_no_op_that_says_so() {
 
 #[test]
 fn yanked_runtimes_are_refused_unless_forced() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, _server, url, p) = served_repo();
     let out = fails(run(
         p.path(),
         &["--repo-url", &url, "install", "fakelang", "0.9.0"],
@@ -476,10 +472,7 @@ fn install_without_arguments_restores_from_wws_toml_only() {
 /// one runtime dropped every entry sharing its name or its version.
 #[test]
 fn regression_uninstall_removed_too_much() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, _server, url, p) = served_repo();
     for (name, version) in [
         ("fakelang", "1.0.0"),
         ("fakelang", "2.0.0"),
@@ -538,10 +531,7 @@ fn regression_uninstall_removed_too_much() {
 
 #[test]
 fn check_lists_runtimes_and_fails_when_one_is_missing() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, _server, url, p) = served_repo();
     let out = ok(run(p.path(), &["check"]));
     assert!(out.contains("wws runtimes list"), "{out}");
     ok(run(
@@ -567,10 +557,7 @@ fn check_lists_runtimes_and_fails_when_one_is_missing() {
 
 #[test]
 fn a_bad_checksum_names_the_url_and_leaves_the_project_clean() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (repo, server, url, p) = served_repo();
     ok(run(
         p.path(),
         &["--repo-url", &url, "install", "otherlang", "1.0.0"],
@@ -602,10 +589,7 @@ fn a_bad_checksum_names_the_url_and_leaves_the_project_clean() {
 
 #[test]
 fn an_http_error_names_the_url_and_status_and_leaves_the_project_clean() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, server, url, p) = served_repo();
     server.fail("files/fakelang/1.0.0/poly.fl", 404);
     let out = fails(run(
         p.path(),
@@ -668,10 +652,7 @@ fn a_newer_index_version_warns_and_continues() {
 
 #[test]
 fn unknown_names_and_versions_list_what_exists() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, _server, url, p) = served_repo();
     let out = fails(run(
         p.path(),
         &["--repo-url", &url, "install", "cobol", "1"],
@@ -778,10 +759,7 @@ fn file_urls_and_plain_paths_work_as_repositories() {
 
 #[test]
 fn a_malformed_wws_toml_is_reported_and_never_overwritten() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, server, url, p) = served_repo();
     std::fs::write(
         p.path().join(".wws.toml"),
         "version = 1\n[[repositories]\nbroken",
@@ -869,10 +847,7 @@ fn wait_line(rx: &mpsc::Receiver<String>, needle: &str) -> String {
 
 #[test]
 fn killing_an_install_mid_download_leaves_the_project_clean() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, server, url, p) = served_repo();
     ok(run(
         p.path(),
         &["--repo-url", &url, "install", "otherlang", "1.0.0"],
@@ -916,6 +891,7 @@ fn killing_an_install_mid_download_leaves_the_project_clean() {
         left,
         [
             "2.0.0",
+            "2.0.0/.wws-checksums",
             "2.0.0/fakelang.wasm",
             "2.0.0/poly.fl",
             "2.0.0/wrapper.txt"
@@ -932,10 +908,7 @@ fn killing_an_install_mid_download_leaves_the_project_clean() {
 
 #[test]
 fn two_concurrent_installs_record_one_entry() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, _server, url, p) = served_repo();
     let mut children: Vec<Child> = (0..2)
         .map(|_| {
             runtimes_cmd(
@@ -970,16 +943,14 @@ fn two_concurrent_installs_record_one_entry() {
         config_entries(p.path()),
         [entry("wasmlabs", "fakelang", "1.0.0")]
     );
+    // One runtime folder: its three files and the checksum list.
     let files = tree(&p.path().join(".wws/runtimes"));
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
 }
 
 #[test]
 fn a_waiting_install_takes_over_after_the_first_one_is_killed() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, server, url, p) = served_repo();
     let rel = FakeRepo::binary_rel("fakelang", "1.0.0");
     server.stall_after(&rel, 1000);
     let (mut first, first_rx) = spawn_install(p.path(), &url, "fakelang", "1.0.0");
@@ -1003,6 +974,7 @@ fn a_waiting_install_takes_over_after_the_first_one_is_killed() {
         left,
         [
             "1.0.0",
+            "1.0.0/.wws-checksums",
             "1.0.0/fakelang.wasm",
             "1.0.0/poly.fl",
             "1.0.0/wrapper.txt"
@@ -1064,10 +1036,7 @@ fn killing_a_restore_mid_download_leaves_the_project_clean() {
 
 #[test]
 fn a_second_version_whose_files_stay_with_the_first_says_how_to_switch() {
-    let repo = FakeRepo::new();
-    let server = RepoServer::serve(repo.path());
-    let url = server.url("index.toml");
-    let p = project();
+    let (_repo, _server, url, p) = served_repo();
     let first = ok(run(
         p.path(),
         &["install", "fakelang", "1.0.0", "--repo-url", &url],
@@ -1115,4 +1084,50 @@ fn an_index_may_write_extensions_with_a_dot() {
     ));
     let config = read_config(p.path()).unwrap();
     assert!(config.contains("extensions = [\"dx\"]"), "{config}");
+}
+
+#[test]
+fn check_and_install_compare_the_files_with_the_checksums_wws_toml_pins() {
+    let (repo, _server, url, p) = served_repo();
+    ok(run(
+        p.path(),
+        &["install", "fakelang", "1.0.0", "--repo-url", &url],
+    ));
+    let dir = runtime_dir(p.path(), "wasmlabs", "fakelang", "1.0.0");
+    let binary = dir.join("fakelang.wasm");
+    let original = std::fs::read(&binary).unwrap();
+    ok(run(p.path(), &["check"]));
+
+    // A file changed on disk: check says so and fails; install puts the pinned one back.
+    std::fs::write(&binary, "tampered").unwrap();
+    let out = fails(run(p.path(), &["check"]));
+    assert!(out.contains("❌") && out.contains("changed"), "{out}");
+    let out = ok(run(p.path(), &["install"]));
+    assert!(
+        out.contains("Installing: wasmlabs - fakelang / 1.0.0"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(&binary).unwrap(), original);
+    ok(run(p.path(), &["check"]));
+
+    // A folder installed without the checksum list (the original wws) is hashed once.
+    std::fs::remove_file(dir.join(wws_repository::CHECKSUMS_FILE)).unwrap();
+    ok(run(p.path(), &["check"]));
+    assert!(dir.join(wws_repository::CHECKSUMS_FILE).is_file());
+
+    // A new pin in .wws.toml (a `git pull`): the next install fetches what it pins now.
+    let config = read_config(p.path()).unwrap();
+    let v2 = std::fs::read(repo.path().join(FakeRepo::binary_rel("fakelang", "2.0.0"))).unwrap();
+    let repinned = config
+        .replace(
+            &FakeRepo::binary_rel("fakelang", "1.0.0"),
+            &FakeRepo::binary_rel("fakelang", "2.0.0"),
+        )
+        .replace(&sha256_hex(&original), &sha256_hex(&v2));
+    assert_ne!(repinned, config);
+    std::fs::write(p.path().join(".wws.toml"), repinned).unwrap();
+    fails(run(p.path(), &["check"]));
+    ok(run(p.path(), &["install"]));
+    assert_eq!(std::fs::read(&binary).unwrap(), v2);
+    ok(run(p.path(), &["check"]));
 }

@@ -39,7 +39,7 @@ pub fn run(path: &Path, args: RuntimesArgs) -> anyhow::Result<ExitCode> {
             ..
         } => {
             reporter.line("⚙️  Checking local configuration...");
-            let done = wws_repository::restore(path, &reporter)
+            let done = wws_repository::restore(path, wws_repository::Verify::Contents, &reporter)
                 .context("There was an error installing the runtimes of .wws.toml")?;
             if done.is_empty() {
                 reporter.line("✅ Every runtime of .wws.toml is installed");
@@ -164,7 +164,7 @@ fn check(project: &Path) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!(
-        "💡 Tip: there are missing language runtimes. You can install them with `wws runtimes install`"
+        "💡 Tip: there are missing language runtimes, or files changed since they were installed. You can install them with `wws runtimes install`"
     );
     Ok(ExitCode::FAILURE)
 }
