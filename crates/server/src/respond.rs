@@ -60,14 +60,19 @@ pub fn from_worker(
     mut out: wws_worker::protocol::WorkerResponse,
 ) -> Result<Response<Body>, wws_worker::protocol::OutputError> {
     let body = out.take_body()?;
-    let status = StatusCode::from_u16(out.status).unwrap_or_else(|_| {
-        tracing::warn!(
-            worker,
-            "returned invalid status {}; answering 200 as the original did",
-            out.status
-        );
-        StatusCode::OK
-    });
+    // 1xx are interim responses, not answers: hyper cannot send one as the final response
+    // (100 came out as an empty 500, 101 as a switch of protocol that lost the body).
+    let status = match StatusCode::from_u16(out.status) {
+        Ok(status) if !status.is_informational() => status,
+        _ => {
+            tracing::warn!(
+                worker,
+                "returned invalid status {}; answering 200 as the original did",
+                out.status
+            );
+            StatusCode::OK
+        }
+    };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();

@@ -108,6 +108,14 @@ fn status_kv_optional_and_odd_headers() {
     let wws = Wws::start(p.path());
     assert_eq!(wws.get("/status?code=418").status(), 418);
     assert_eq!(wws.get("/status?code=201").status(), 201);
+    // Not a final status (1xx are interim, 42 and 1000 none at all): 200 with the body, as the
+    // original answered, and a warning naming the worker.
+    for code in [42, 100, 101, 199, 1000] {
+        let resp = wws.get(&format!("/status?code={code}"));
+        assert_eq!(resp.status(), 200, "{code}");
+        assert_eq!(resp.text().unwrap(), format!("status {code}"));
+        wws.wait_for_output(&format!("returned invalid status {code}"));
+    }
     assert_eq!(wws.get("/no_kv").status(), 200);
     // A control character in a header value drops that header, not the response; UTF-8 passes.
     let resp = wws.get("/bad_header");
