@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
@@ -16,8 +17,28 @@ use crate::app::{App, Endpoint};
 use crate::respond::{self, Body};
 
 impl App {
-    /// Answers one request. Never fails: every problem becomes a status code.
+    /// Answers one request. Never fails: every problem becomes a status code. With debug logs
+    /// on (`RUST_LOG=debug`), each request is logged once answered: method, path, status, time.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        // Off by default: a line per request costs more than a small worker's whole run.
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return self.answer(req).await;
+        }
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let resp = self.answer(req).await;
+        tracing::debug!(
+            %method,
+            path,
+            status = resp.status().as_u16(),
+            elapsed = ?started.elapsed(),
+            "request"
+        );
+        resp
+    }
+
+    async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
         if !self.cors.enabled() {
             return self.route(req).await;
         }

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr through `tracing`; `RUST_LOG` picks the level (default `info` for wws).
 fn init_logging() {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(
@@ -34,6 +35,8 @@ fn init_logging() {
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours for a terminal only: escape codes would litter a log file or journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();

@@ -183,3 +183,27 @@ fn preview2_command_components_run() {
     assert_eq!(wws.get_text("/component", 200), "Hello from a component");
     assert_eq!(wws.get_text("/hello", 200), "Hello from wws");
 }
+
+#[test]
+fn debug_logs_give_one_line_per_request_without_colour_codes_and_info_logs_none() {
+    let p = project();
+    let wws = Wws::builder(p.path())
+        .env("RUST_LOG", "info,wws_server=debug")
+        .start();
+    assert_eq!(wws.get("/status?code=418").status(), 418);
+    wws.get_text("/missing", 404);
+    wws.wait_for_output("path=\"/missing\"");
+    let out = wws.output();
+    let logged = |path: &str, status: &str| {
+        out.lines()
+            .any(|l| l.contains("request") && l.contains(path) && l.contains(status))
+    };
+    assert!(logged("/status", "status=418"), "{out}");
+    assert!(logged("/missing", "status=404"), "{out}");
+    // Not a terminal: no escape codes in the log.
+    assert!(!out.contains('\u{1b}'), "{out}");
+
+    let quiet = Wws::start(p.path());
+    assert_eq!(quiet.get("/status?code=418").status(), 418);
+    assert!(!quiet.output().contains("status=418"), "{}", quiet.output());
+}
