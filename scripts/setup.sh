@@ -15,6 +15,7 @@ command -v clang >/dev/null 2>&1 || missing+=(clang)
 command -v llvm-ar >/dev/null 2>&1 || missing+=(llvm)
 [ -f /usr/include/wasm32-wasi/stdlib.h ] || missing+=(wasi-libc)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v git >/dev/null 2>&1 || missing+=(git)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

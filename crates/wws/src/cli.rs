@@ -16,7 +16,7 @@ pub const DEFAULT_REPO_NAME: &str = "wasmlabs";
 #[derive(Debug, Parser)]
 #[command(name = "wws", version, about, long_about = None)]
 pub struct Cli {
-    /// Project folder whose files become HTTP routes.
+    /// Project folder whose files become HTTP routes, or a git repository URL ending in `.git`.
     #[arg(default_value = ".", env = "WWS_PATH")]
     pub path: PathBuf,
 
@@ -60,8 +60,47 @@ pub struct ServeArgs {
     #[arg(long, env = "WWS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Accepted for compatibility: the original's admin panel is not part of wws (a warning
+    /// says so).
+    #[arg(long, env = "WWS_ENABLE_PANEL")]
+    pub enable_panel: bool,
+
+    #[command(flatten)]
+    pub git: GitArgs,
+
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// Which part of a git repository to serve, when the project is a repository URL ending in
+/// `.git`. Without a ref, the remote's default branch.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GitArgs {
+    /// Check out this commit (wins over --git-tag and --git-branch).
+    #[arg(long, env = "WWS_GIT_COMMIT")]
+    pub git_commit: Option<String>,
+
+    /// Check out this tag (wins over --git-branch).
+    #[arg(long, env = "WWS_GIT_TAG")]
+    pub git_tag: Option<String>,
+
+    /// Check out this branch.
+    #[arg(long, env = "WWS_GIT_BRANCH")]
+    pub git_branch: Option<String>,
+
+    /// Serve this folder of the repository instead of its root.
+    #[arg(long, env = "WWS_GIT_FOLDER")]
+    pub git_folder: Option<String>,
+}
+
+impl GitArgs {
+    /// True when any git flag was given.
+    pub fn any(&self) -> bool {
+        self.git_commit.is_some()
+            || self.git_tag.is_some()
+            || self.git_branch.is_some()
+            || self.git_folder.is_some()
+    }
 }
 
 /// Resource limits for every worker run. Defaults follow DESIGN §7.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod project;
 
 use std::process::ExitCode;
 

@@ -20,6 +20,8 @@ fn help_and_version() {
         "--ignore",
         "--cors",
         "--install-runtimes",
+        "--git-folder",
+        "--enable-panel",
         "runtimes",
     ] {
         assert!(help.contains(flag), "help lacks {flag}: {help}");

@@ -12,6 +12,12 @@ use crate::cli::{RuntimesAction, RuntimesArgs};
 
 /// Runs one `wws runtimes` action on the project at `path`.
 pub fn run(path: &Path, args: RuntimesArgs) -> anyhow::Result<ExitCode> {
+    if crate::project::is_git_url(&path.to_string_lossy()) {
+        bail!(
+            "You can only manage runtimes in local projects: clone {} and run `wws runtimes` in its folder",
+            path.display()
+        );
+    }
     if !path.is_dir() {
         bail!(
             "the project folder {} does not exist; run `wws runtimes` inside your project or give its path first (`wws PATH runtimes ...`)",

@@ -31,6 +31,12 @@ pub fn run(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         "⚙️  Preparing the project from: {}",
         path.display()
     ));
+    if args.enable_panel {
+        tracing::warn!(
+            "--enable-panel: the admin panel of the original wws is not part of wws; serving without it"
+        );
+    }
+    let path = crate::project::resolve(path, &args.git)?;
     let root = path
         .canonicalize()
         .with_context(|| format!("the project folder {} does not exist", path.display()))?;

@@ -1,0 +1,138 @@
+//! Where the project comes from: a local folder, or a git repository URL as the original
+//! accepted (`wws https://host/org/repo.git --git-folder examples/app`, spec §1.5). A repository
+//! is cloned with the `git` command into `<temp dir>/wws-git-<sha256 of the URL>`, reused (and
+//! fetched again) on the next start, and the ref asked for is checked out; the project is
+//! that checkout or the `--git-folder` inside it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+use crate::cli::GitArgs;
+
+/// True when `location` names a git repository rather than a folder: an `http(s)://` URL
+/// ending in `.git`, as in the original.
+pub fn is_git_url(location: &str) -> bool {
+    (location.starts_with("https://") || location.starts_with("http://"))
+        && location.trim_end_matches('/').ends_with(".git")
+}
+
+/// The project folder for `location`: `location` itself, or the checkout of the git
+/// repository it names. Errors say what to do (install git, pick a ref, fix the URL).
+pub fn resolve(location: &Path, git: &GitArgs) -> anyhow::Result<PathBuf> {
+    let text = location.to_string_lossy();
+    if is_git_url(&text) {
+        return checkout(&text, git);
+    }
+    if text.starts_with("https://") || text.starts_with("http://") {
+        bail!(
+            "{text} is a URL but not a git repository: wws serves a local folder, or a git repository whose URL ends in .git"
+        );
+    }
+    if git.any() {
+        tracing::warn!(
+            "--git-commit, --git-tag, --git-branch and --git-folder apply to git repository URLs; {} is a folder, so they are ignored",
+            location.display()
+        );
+    }
+    Ok(location.to_path_buf())
+}
+
+/// Clones or updates `url`, checks out the ref `git` asks for (commit > tag > branch >
+/// the remote's default branch) and returns the project folder inside the checkout.
+fn checkout(url: &str, git: &GitArgs) -> anyhow::Result<PathBuf> {
+    let digest = wws_repository::download::sha256_hex(url.as_bytes());
+    let dir = std::env::temp_dir().join(format!("wws-git-{digest}"));
+    if dir.join(".git").is_dir() {
+        run_git(
+            Some(&dir),
+            &["fetch", "--quiet", "--tags", "--force", "origin"],
+        )
+        .with_context(|| format!("cannot update the clone of {url} in {}", dir.display()))?;
+    } else {
+        if dir.exists() {
+            // A clone that was interrupted: start again.
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove the broken clone {}", dir.display()))?;
+        }
+        let target = dir.to_string_lossy();
+        run_git(None, &["clone", "--quiet", "--no-checkout", url, &target])
+            .with_context(|| format!("cannot clone {url}; check the URL and your access to it"))?;
+    }
+    let (what, rev) = if let Some(commit) = &git.git_commit {
+        ("commit", commit.clone())
+    } else if let Some(tag) = &git.git_tag {
+        ("tag", format!("refs/tags/{tag}"))
+    } else if let Some(branch) = &git.git_branch {
+        ("branch", format!("refs/remotes/origin/{branch}"))
+    } else {
+        ("default branch", "refs/remotes/origin/HEAD".to_string())
+    };
+    run_git(Some(&dir), &["checkout", "--quiet", "--force", "--detach", &rev]).with_context(|| {
+        format!("cannot check out the {what} {rev:?} of {url}; check that it exists (--git-commit, --git-tag or --git-branch pick another)")
+    })?;
+    let project = match &git.git_folder {
+        Some(folder) => {
+            let folder = Path::new(folder);
+            if folder.is_absolute()
+                || folder
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                bail!(
+                    "--git-folder {} must be a folder inside the repository",
+                    folder.display()
+                );
+            }
+            dir.join(folder)
+        }
+        None => dir,
+    };
+    if !project.is_dir() {
+        bail!(
+            "{url} has no folder {}; check --git-folder",
+            git.git_folder.as_deref().unwrap_or(".")
+        );
+    }
+    Ok(project)
+}
+
+/// Runs `git ARGS` (in `dir`), failing with git's own message.
+fn run_git(dir: Option<&Path>, args: &[&str]) -> anyhow::Result<()> {
+    let mut cmd = Command::new("git");
+    if let Some(dir) = dir {
+        cmd.arg("-C").arg(dir);
+    }
+    // Never stop to ask for a password: a private repository fails with git's message.
+    cmd.args(args).env("GIT_TERMINAL_PROMPT", "0");
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "serving a git repository needs the `git` command, which is not installed; install git, or clone the repository yourself and give wws its folder"
+        ),
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot run git")),
+    };
+    if !out.status.success() {
+        bail!(
+            "git {} failed: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_ending_in_dot_git_are_repositories() {
+        assert!(is_git_url("https://example.com/org/app.git"));
+        assert!(is_git_url("http://127.0.0.1:8000/app.git/"));
+        assert!(!is_git_url("https://example.com/org/app"));
+        assert!(!is_git_url("git@example.com:org/app.git"));
+        assert!(!is_git_url("./app.git"));
+    }
+}

@@ -1,0 +1,130 @@
+//! A git repository URL as the project (spec §1.5): a real repository, served over git's
+//! "dumb" HTTP protocol (plain files) on 127.0.0.1, cloned by wws with the `git` command.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use std::path::Path;
+use std::process::Command;
+
+use wws_test_support::repo_server::RepoServer;
+use wws_test_support::{Wws, wws_command};
+
+/// Runs `git ARGS` in `dir` with a fixed identity and no user configuration.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=wws", "-c", "user.email=wws@localhost"])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A repository with `site/index.js` answering `v1` at tag `v1`, then `v2` on `main`, and a
+/// branch `other` answering `other`; published as `<served>/app.git`.
+fn published_repository(served: &Path) {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let answer = |text: &str| {
+        std::fs::create_dir_all(w.join("site")).unwrap();
+        std::fs::write(
+            w.join("site/index.js"),
+            format!("addEventListener('fetch', (e) => e.respondWith(new Response('{text}')));"),
+        )
+        .unwrap();
+    };
+    git(w, &["init", "--quiet", "--initial-branch=main"]);
+    answer("v1");
+    git(w, &["add", "."]);
+    git(w, &["commit", "--quiet", "-m", "v1"]);
+    git(w, &["tag", "v1"]);
+    git(w, &["checkout", "--quiet", "-b", "other"]);
+    answer("other");
+    git(w, &["commit", "--quiet", "-am", "other"]);
+    git(w, &["checkout", "--quiet", "main"]);
+    answer("v2");
+    git(w, &["commit", "--quiet", "-am", "v2"]);
+    let bare = served.join("app.git");
+    git(
+        served,
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            &w.to_string_lossy(),
+            "app.git",
+        ],
+    );
+    // What a dumb-HTTP client needs to find the refs.
+    git(&bare, &["update-server-info"]);
+}
+
+#[test]
+fn a_git_url_is_cloned_and_the_ref_asked_for_is_served() {
+    let served = tempfile::tempdir().unwrap();
+    published_repository(served.path());
+    let server = RepoServer::serve(served.path());
+    let url = server.url("app.git");
+    // Clones go to the temporary folder: this test's own.
+    let temp = tempfile::tempdir().unwrap();
+    let start = |args: &[&str]| {
+        Wws::builder(&url)
+            .args(args)
+            .env("TMPDIR", temp.path().to_str().unwrap())
+            .start()
+    };
+
+    let wws = start(&["--git-folder", "site"]);
+    assert_eq!(wws.get_text("/", 200), "v2");
+    drop(wws);
+    // The clone is reused and the other refs are checked out from it.
+    let wws = start(&["--git-folder", "site", "--git-tag", "v1"]);
+    assert_eq!(wws.get_text("/", 200), "v1");
+    drop(wws);
+    let wws = start(&["--git-folder", "site", "--git-branch", "other"]);
+    assert_eq!(wws.get_text("/", 200), "other");
+    drop(wws);
+    let clones: Vec<_> = std::fs::read_dir(temp.path()).unwrap().collect();
+    assert_eq!(clones.len(), 1, "{clones:?}");
+
+    // A ref or folder that does not exist is an error naming it.
+    for (args, needle) in [
+        (["--git-tag", "v9"], "v9"),
+        (["--git-folder", "nope"], "nope"),
+    ] {
+        let out = wws_command()
+            .arg(&url)
+            .args(args)
+            .args(["--port", "0"])
+            .env("TMPDIR", temp.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle) && err.contains(&url), "{err}");
+    }
+}
+
+/// Runs `wws ARGS`, expects it to fail, and returns its stderr.
+fn stderr_of_failing(args: &[&str]) -> String {
+    let out = wws_command().args(args).output().unwrap();
+    assert!(!out.status.success(), "wws {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn urls_that_are_not_repositories_and_runtimes_on_a_url_are_clear_errors() {
+    let err = stderr_of_failing(&["https://127.0.0.1:9/site", "--port", "0"]);
+    assert!(err.contains("not a git repository"), "{err}");
+    let err = stderr_of_failing(&["https://127.0.0.1:9/app.git", "runtimes", "check"]);
+    assert!(
+        err.contains("only manage runtimes in local projects"),
+        "{err}"
+    );
+}
