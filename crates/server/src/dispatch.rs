@@ -241,22 +241,28 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// `scheme://host/path?query` as the worker protocol wants it; the host comes from the
 /// `Host` header (or the URI for HTTP/2), the scheme from `X-Forwarded-Proto` when a proxy set it.
 fn full_url(parts: &http::request::Parts) -> String {
-    let scheme = parts
-        .headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
+    // As the original (actix' ConnectionInfo): a proxy's `Forwarded`, then `X-Forwarded-*`,
+    // then the request itself.
+    let scheme = forwarded(parts, "proto")
+        .or_else(|| first_value(parts, "x-forwarded-proto"))
         .filter(|s| *s == "https" || *s == "http")
         .unwrap_or("http");
     // Only a well-formed authority: a Host such as `x/public#` would change the path a
     // worker parses out of the URL.
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            h.parse::<http::uri::Authority>()
-                .is_ok_and(|a| a.as_str() == *h)
-                && !h.contains('@')
+    let authority = |h: &&str| {
+        h.parse::<http::uri::Authority>()
+            .is_ok_and(|a| a.as_str() == *h)
+            && !h.contains('@')
+    };
+    let host = forwarded(parts, "host")
+        .filter(authority)
+        .or_else(|| first_value(parts, "x-forwarded-host").filter(authority))
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .filter(authority)
         })
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .unwrap_or("localhost");
@@ -272,6 +278,24 @@ fn full_url(parts: &http::request::Parts) -> String {
     url
 }
 
+/// The first item of a comma-separated header (the proxy closest to the client).
+fn first_value<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str> {
+    let value = parts.headers.get(name)?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
+}
+
+/// `key` of the first `Forwarded` element that has it (RFC 7239), unquoted.
+fn forwarded<'a>(parts: &'a http::request::Parts, key: &str) -> Option<&'a str> {
+    let value = parts.headers.get(header::FORWARDED)?.to_str().ok()?;
+    value
+        .split([',', ';'])
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.trim().trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
 /// Path without the prefix, if it is under it. `""` prefix keeps everything.
 fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     if prefix.is_empty() {
@@ -279,4 +303,51 @@ fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     }
     let rest = path.strip_prefix(prefix)?;
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_of(headers: &[(&str, &str)]) -> String {
+        let mut req = Request::builder().uri("/path?q=1");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        full_url(&req.body(()).unwrap().into_parts().0)
+    }
+
+    #[test]
+    fn the_url_takes_scheme_and_host_from_the_proxy_headers_first() {
+        assert_eq!(url_of(&[("host", "a.test")]), "http://a.test/path?q=1");
+        assert_eq!(
+            url_of(&[("host", "a.test"), ("x-forwarded-proto", "https")]),
+            "https://a.test/path?q=1"
+        );
+        assert_eq!(
+            url_of(&[
+                ("host", "a.test"),
+                ("x-forwarded-host", "b.test, proxy.internal"),
+                ("x-forwarded-proto", "https, http")
+            ]),
+            "https://b.test/path?q=1"
+        );
+        assert_eq!(
+            url_of(&[
+                ("host", "a.test"),
+                ("x-forwarded-host", "b.test"),
+                (
+                    "forwarded",
+                    "for=1.2.3.4;proto=https;host=\"c.test:8443\", host=d.test"
+                )
+            ]),
+            "https://c.test:8443/path?q=1"
+        );
+        // A value that is not an authority is skipped, never spliced into the URL.
+        assert_eq!(
+            url_of(&[("host", "a.test"), ("x-forwarded-host", "x/evil#")]),
+            "http://a.test/path?q=1"
+        );
+        assert_eq!(url_of(&[]), "http://localhost/path?q=1");
+    }
 }
