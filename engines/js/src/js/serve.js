@@ -171,7 +171,8 @@ function dispatch(request) {
   return { response, waits: fetchEventWaits(event) };
 }
 
-const HTML_DOCUMENT = /^\s*<(?:!doctype\s+html|html)[\s>]/i;
+// Markup: a document, or a fragment that starts with a tag (`<h1>Title</h1>`, `<p>`).
+const HTML_MARKUP = /^\s*<(?:!doctype\s+html[\s>]|[a-z][a-z0-9-]*[\s/>])/i;
 
 // The output object for a Response (without `kv`): at once, or a promise when the body is a
 // stream that must be read first.
@@ -192,11 +193,11 @@ function outputOf(response) {
 function outputWith(response, body, text) {
   let headers = headersList(response.headers);
   // The original wws served every response as text/html unless the worker said otherwise, and
-  // its examples return HTML documents from `new Response(html)`. The Fetch standard makes a
-  // string body text/plain (and Hono's c.text() relies on that). Both hold: a string body
-  // whose type the worker left to the default goes out as text/html only when it is an HTML
-  // document (it starts with <!doctype html> or <html>), as text/plain otherwise.
-  if (text !== null && text !== "" && (text[0] === "<" || text.charCodeAt(0) <= 32) && responseDefaultType(response) && HTML_DOCUMENT.test(text)) {
+  // its examples return HTML from `new Response(html)`. The Fetch standard makes a string
+  // body text/plain (and Hono's c.text() relies on that). Both hold: a string body whose type
+  // the worker left to the default goes out as text/html only when it is HTML markup (it
+  // starts with <!doctype html> or a tag such as <html>, <h1>, <p>), as text/plain otherwise.
+  if (text !== null && text !== "" && (text[0] === "<" || text.charCodeAt(0) <= 32) && responseDefaultType(response) && HTML_MARKUP.test(text)) {
     headers = headers.map(([name, value]) => [name, name === "content-type" ? "text/html;charset=UTF-8" : value]);
   }
   return { body, status: response.status === 0 ? 500 : response.status, headers };
