@@ -59,7 +59,7 @@ impl App {
         if let Some(found) = self.routes.find(&path) {
             if found.route.kind != RouteKind::Static {
                 // A file in public/ wins over dynamic and catch-all routes (spec §2.5).
-                if let Some(resp) = self.static_file(&path).await {
+                if let Some(resp) = self.static_file(&path, req.headers()).await {
                     return resp;
                 }
             }
@@ -67,17 +67,17 @@ impl App {
             let params = found.params;
             return self.run_worker(&self.endpoints[index], req, params).await;
         }
-        if let Some(resp) = self.static_file(&path).await {
+        if let Some(resp) = self.static_file(&path, req.headers()).await {
             return resp;
         }
         self.not_found().await
     }
 
-    async fn static_file(&self, path: &str) -> Option<Response<Body>> {
+    async fn static_file(&self, path: &str, request: &http::HeaderMap) -> Option<Response<Body>> {
         let statics = self.statics.as_ref()?;
         let rest = strip_prefix(path, &self.config.prefix)?;
         let file = statics.get(rest).await?;
-        Some(respond::file(StatusCode::OK, file))
+        Some(crate::conditional::respond(request, file))
     }
 
     async fn not_found(&self) -> Response<Body> {

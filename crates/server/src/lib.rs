@@ -3,6 +3,7 @@
 //! responses and log lines naming the worker; the server itself keeps going.
 
 mod app;
+mod conditional;
 mod cors;
 mod dispatch;
 mod respond;

@@ -31,13 +31,13 @@ pub fn worker_error(status: StatusCode) -> Response<Body> {
     simple(status, "text/html; charset=utf-8", WORKER_ERROR_BODY)
 }
 
-/// A static file with status `status` (200, or 404 for the custom 404 page).
+/// A static file with status `status` (the custom 404 page; found files go through
+/// `conditional`).
 pub fn file(status: StatusCode, file: StaticFile) -> Response<Body> {
     let mut resp = Response::new(Full::new(file.body));
     *resp.status_mut() = status;
-    if let Ok(value) = HeaderValue::from_str(&file.content_type) {
-        resp.headers_mut().insert(header::CONTENT_TYPE, value);
-    }
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, file.content_type);
     resp
 }
 

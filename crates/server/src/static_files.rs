@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use http::HeaderValue;
 use percent_encoding::percent_decode_str;
 
 /// Largest file kept in memory.
@@ -30,7 +31,13 @@ pub struct StaticFile {
     /// Its contents.
     pub body: Bytes,
     /// `Content-Type`, from the extension.
-    pub content_type: String,
+    pub content_type: HeaderValue,
+    /// Strong validator: changes whenever the file's size, modification time or inode does.
+    pub etag: HeaderValue,
+    /// Modification time, compared with `If-Modified-Since`.
+    pub modified: Option<SystemTime>,
+    /// `Last-Modified`: the modification time as an HTTP date, formatted once.
+    pub last_modified: Option<HeaderValue>,
 }
 
 /// The `public/` folder of a project.
@@ -71,6 +78,15 @@ struct Version {
 }
 
 impl Version {
+    /// `"<len>-<mtime ns>-<inode>"` in hex: what a cache compares.
+    fn etag(&self) -> String {
+        let nanos = self
+            .modified
+            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("\"{:x}-{nanos:x}-{:x}\"", self.len, self.inode)
+    }
+
     fn of(meta: &std::fs::Metadata) -> Self {
         #[cfg(unix)]
         let inode = std::os::unix::fs::MetadataExt::ino(meta);
@@ -197,11 +213,18 @@ async fn read(file: &Path) -> Option<(StaticFile, Version)> {
         _ if content_type.subtype() == "javascript" => format!("{content_type}; charset=utf-8"),
         _ => content_type.to_string(),
     };
+    let version = Version::of(&meta);
     let served = StaticFile {
         body: Bytes::from(body),
-        content_type,
+        content_type: HeaderValue::from_str(&content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        etag: HeaderValue::from_str(&version.etag()).ok()?,
+        modified: version.modified,
+        last_modified: version
+            .modified
+            .and_then(|m| HeaderValue::from_str(&httpdate::fmt_http_date(m)).ok()),
     };
-    Some((served, Version::of(&meta)))
+    Some((served, version))
 }
 
 #[cfg(test)]

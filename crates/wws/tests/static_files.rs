@@ -107,3 +107,55 @@ fn files_changed_replaced_or_removed_while_serving_are_served_as_they_are_now() 
     p.file("public/css/new.css", "new");
     assert_eq!(wws.get_text("/css/new.css", 200), "new");
 }
+
+#[test]
+fn caches_revalidate_with_304_and_players_get_byte_ranges() {
+    let p = project();
+    let wws = Wws::start(p.path());
+    let client = wws_test_support::wws::client();
+    let first = wws.get("/main.css");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let modified = first.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(first.headers()["accept-ranges"], "bytes");
+
+    for (name, value) in [("if-none-match", &etag), ("if-modified-since", &modified)] {
+        let resp = client
+            .get(wws.url("/main.css"))
+            .header(name, value)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 304, "{name}");
+        assert_eq!(resp.headers()["etag"], etag.as_str());
+        assert!(resp.text().unwrap().is_empty());
+    }
+
+    let part = client
+        .get(wws.url("/main.css"))
+        .header("range", "bytes=7-11")
+        .send()
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 7-11/19");
+    assert_eq!(part.text().unwrap(), "color");
+    let outside = client
+        .get(wws.url("/main.css"))
+        .header("range", "bytes=100-")
+        .send()
+        .unwrap();
+    assert_eq!(outside.status(), 416);
+    assert_eq!(outside.headers()["content-range"], "bytes */19");
+
+    // A changed file has a new validator: the old one no longer gets 304.
+    p.file("public/main.css", "body { color: blue; }");
+    let resp = client
+        .get(wws.url("/main.css"))
+        .header("if-none-match", &etag)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_ne!(resp.headers()["etag"], etag.as_str());
+    assert_eq!(resp.text().unwrap(), "body { color: blue; }");
+}
