@@ -50,11 +50,15 @@ pub struct Runtime {
     /// Starter file for new workers; downloaded and verified only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<RemoteFile>,
+    /// Keys wws does not know (a newer index, a repository's own): kept, and copied into
+    /// `.wws.toml` with the rest.
+    #[serde(flatten)]
+    pub extra: toml::Table,
 }
 
 /// Lifecycle state of a runtime in its repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
 pub enum RuntimeStatus {
     /// Supported.
     #[default]
@@ -63,9 +67,26 @@ pub enum RuntimeStatus {
     Yanked,
     /// Still installable, but replaced by a newer entry.
     Deprecated,
-    /// Any other value the repository wrote.
-    #[serde(other)]
-    Unknown,
+    /// Any other value the repository wrote, kept as written so `.wws.toml` keeps it too.
+    Other(String),
+}
+
+impl From<String> for RuntimeStatus {
+    /// Case does not matter (`Yanked` is yanked).
+    fn from(text: String) -> Self {
+        match text.to_ascii_lowercase().as_str() {
+            "active" => Self::Active,
+            "yanked" => Self::Yanked,
+            "deprecated" => Self::Deprecated,
+            _ => Self::Other(text),
+        }
+    }
+}
+
+impl From<RuntimeStatus> for String {
+    fn from(status: RuntimeStatus) -> Self {
+        status.to_string()
+    }
 }
 
 impl std::fmt::Display for RuntimeStatus {
@@ -74,7 +95,7 @@ impl std::fmt::Display for RuntimeStatus {
             Self::Active => "active",
             Self::Yanked => "yanked",
             Self::Deprecated => "deprecated",
-            Self::Unknown => "unknown",
+            Self::Other(text) => text,
         })
     }
 }
@@ -248,6 +269,7 @@ mod tests {
             polyfill: None,
             wrapper: None,
             template: None,
+            extra: toml::Table::new(),
         }
     }
 
@@ -311,6 +333,8 @@ mod tests {
             status: RuntimeStatus,
         }
         let s: S = toml::from_str("status = \"experimental\"").unwrap();
-        assert_eq!(s.status, RuntimeStatus::Unknown);
+        assert_eq!(s.status, RuntimeStatus::Other("experimental".into()));
+        let s: S = toml::from_str("status = \"Yanked\"").unwrap();
+        assert_eq!(s.status, RuntimeStatus::Yanked);
     }
 }

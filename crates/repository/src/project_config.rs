@@ -27,6 +27,9 @@ pub struct ProjectConfig {
     /// Repositories runtimes were installed from, each with its runtimes.
     #[serde(default)]
     pub repositories: Vec<RepositoryEntry>,
+    /// Keys wws does not know, kept as they are when the file is saved.
+    #[serde(flatten)]
+    pub extra: toml::Table,
 }
 
 /// One `[[repositories]]` entry.
@@ -39,6 +42,9 @@ pub struct RepositoryEntry {
     /// Installed runtimes, full metadata as in the index.
     #[serde(default)]
     pub runtimes: Vec<Runtime>,
+    /// Keys wws does not know (a mirror URL, say), kept as they are.
+    #[serde(flatten)]
+    pub extra: toml::Table,
 }
 
 fn one() -> u32 {
@@ -50,6 +56,7 @@ impl Default for ProjectConfig {
         Self {
             version: 1,
             repositories: Vec::new(),
+            extra: toml::Table::new(),
         }
     }
 }
@@ -155,6 +162,7 @@ impl ProjectConfig {
                     name: repo.into(),
                     url: url.into(),
                     runtimes: Vec::new(),
+                    extra: toml::Table::new(),
                 });
                 self.repositories.len() - 1
             }
@@ -230,6 +238,35 @@ value = "2027b73556ca02155f026cee751ab736985917d2f28bbcad5aac928c719e1112"
         rt.name = name.into();
         rt.version = version.into();
         rt
+    }
+
+    #[test]
+    fn keys_wws_does_not_know_and_odd_statuses_survive_a_save() {
+        let text = ORIGINAL
+            .replacen("version = 1\n", "version = 1\nowner = \"team-a\"\n", 1)
+            .replacen(
+                "name = \"wasmlabs\"\n",
+                "name = \"wasmlabs\"\nmirror = \"https://mirror.example/index.toml\"\n",
+                1,
+            )
+            .replacen(
+                "status = \"active\"",
+                "status = \"Experimental\"\nlicense = \"PSF\"",
+                1,
+            );
+        let config = ProjectConfig::parse(&text).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        config.save(dir.path()).unwrap();
+        let saved = std::fs::read_to_string(dir.path().join(".wws.toml")).unwrap();
+        for kept in [
+            "owner = \"team-a\"",
+            "mirror = \"https://mirror.example/index.toml\"",
+            "status = \"Experimental\"",
+            "license = \"PSF\"",
+        ] {
+            assert!(saved.contains(kept), "{kept} lost:\n{saved}");
+        }
+        assert_eq!(ProjectConfig::parse(&saved).unwrap(), config);
     }
 
     #[test]
