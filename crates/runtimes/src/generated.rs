@@ -9,6 +9,27 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
+/// `<project>/.wws/workers/<kind>`: the generated folders of one kind of worker.
+pub(crate) fn kind_dir(project: &Path, kind: &str) -> PathBuf {
+    project.join(".wws").join("workers").join(kind)
+}
+
+/// Removes the generated folders of the runtime workers named after `ext` (the first extension
+/// of a runtime just uninstalled; the original left them behind). `js` belongs to the embedded
+/// engine and an extension that is not a plain name is refused; a missing folder is fine.
+pub fn remove_generated(project: &Path, ext: &str) -> anyhow::Result<()> {
+    if ext == "js" || ext.is_empty() || ext.contains(['/', '\\', '.', '\0']) {
+        return Ok(());
+    }
+    let dir = kind_dir(project, ext);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(anyhow::Error::new(e).context(format!("cannot remove {}", dir.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Writes `files` into `<dir>/<content hash>/` unless it exists, and returns that folder.
 pub(crate) fn write(dir: &Path, files: &[(String, Vec<u8>)]) -> anyhow::Result<PathBuf> {
     let mut hasher = Sha256::new();

@@ -71,7 +71,7 @@ impl JavaScript {
         let source =
             std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let src = crate::generated::write(
-            &root.join(".wws").join("workers").join("js"),
+            &crate::generated::kind_dir(root, "js"),
             &[("index.js".to_string(), source)],
         )?;
         let mut env = config.vars.clone();

@@ -14,6 +14,7 @@ mod native;
 
 use std::path::Path;
 
+pub use generated::remove_generated;
 use installed::{Installed, SharedInstalled};
 use wws_repository::InstalledRuntime;
 use wws_worker::config::WorkerConfig;

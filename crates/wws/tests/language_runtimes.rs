@@ -214,9 +214,15 @@ fn uninstall_and_check() {
     install(p.path(), &repo, "ruby", "3.3.3");
     let (ok, out) = runtimes(p.path(), &repo, &["check"]);
     assert!(ok, "{out}");
+    // Serving generates the worker folders of both runtimes.
+    drop(serve(p.path()));
+    let generated = |ext: &str| p.path().join(".wws/workers").join(ext).is_dir();
+    assert!(generated("py") && generated("rb"));
     let (ok, out) = runtimes(p.path(), &repo, &["uninstall", "ruby", "3.3.3"]);
     assert!(ok, "{out}");
     assert!(!p.path().join(".wws/runtimes/wws-test/ruby/3.3.3").exists());
+    // Its generated folders go with it (the original left them); Python's stay.
+    assert!(!generated("rb") && generated("py"));
     assert!(
         p.path()
             .join(".wws/runtimes/wws-test/python/3.12.0")

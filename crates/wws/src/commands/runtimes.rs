@@ -58,9 +58,14 @@ pub fn run(path: &Path, args: RuntimesArgs) -> anyhow::Result<ExitCode> {
         RuntimesAction::Uninstall { name, version } => {
             let repo = &args.repo_name;
             let label = format!("{repo} - {name} / {version}");
+            let ext = ProjectConfig::load(path)
+                .ok()
+                .and_then(|c| c.find(repo, &name, &version).cloned())
+                .and_then(|rt| rt.extensions.first().cloned());
             let removed = wws_repository::uninstall(path, repo, &name, &version, &reporter)
                 .context("There was an error uninstalling the runtime")?;
             if removed {
+                forget_generated_workers(path, ext.as_deref())?;
                 reporter.line(&format!("🗑  Uninstalled: {label}"));
                 reporter.line("✅ Done");
             } else {
@@ -173,6 +178,21 @@ fn check(project: &Path) -> anyhow::Result<ExitCode> {
         "💡 Tip: there are missing language runtimes, or files changed since they were installed. You can install them with `wws runtimes install`"
     );
     Ok(ExitCode::FAILURE)
+}
+
+/// Removes the worker folders generated for the runtime's extension, unless a runtime still
+/// listed generates them too (they are written again on the next start anyway).
+fn forget_generated_workers(project: &Path, ext: Option<&str>) -> anyhow::Result<()> {
+    let Some(ext) = ext else {
+        return Ok(());
+    };
+    let still_used = ProjectConfig::load(project)?
+        .runtimes()
+        .any(|(_, rt)| rt.extensions.first().map(String::as_str) == Some(ext));
+    if still_used {
+        return Ok(());
+    }
+    wws_runtimes::remove_generated(project, ext)
 }
 
 /// NAME VERSION TAGS EXTENSION BINARY of one runtime.
