@@ -70,6 +70,13 @@ impl JavaScript {
         let name = crate::display_name(rel);
         let source =
             std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        if let Err(e) = std::str::from_utf8(&source) {
+            anyhow::bail!(
+                "{} is not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
+                file.display(),
+                e.valid_up_to()
+            );
+        }
         let src = crate::generated::write(
             &crate::generated::kind_dir(root, "js"),
             &[("index.js".to_string(), source)],

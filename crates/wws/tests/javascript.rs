@@ -231,6 +231,16 @@ fn syntax_error_stops_the_start_with_file_line_and_message() {
 }
 
 #[test]
+fn a_worker_that_is_not_utf8_stops_the_start_naming_it() {
+    let p = Project::new();
+    p.file(
+        "latin1.js",
+        b"// caf\xe9\naddEventListener('fetch', () => {});\n",
+    );
+    wws_test_support::assert_start_fails(p.path(), &["latin1.js", "not UTF-8", "offset 6"]);
+}
+
+#[test]
 fn kv_counter_params_and_vars_through_real_requests() {
     let p = Project::new();
     p.file("counter.js", worker_source("kv.js"));
