@@ -99,7 +99,7 @@ impl JavaScript {
                 let started = std::time::Instant::now();
                 let snapshot = self
                     .preinit(engine)?
-                    .snapshot(&args, &env, &preopens)
+                    .snapshot(&name, &args, &env, &preopens)
                     .await
                     .map_err(|err| match err {
                         PreinitError::Init { .. } => anyhow::anyhow!("cannot load {name}: {err}"),

@@ -81,15 +81,22 @@ impl<'a> Snapshotter<'a> {
     }
 
     /// Runs `wizer-initialize` with this argv, environment and mounts, and returns the
-    /// initialised module.
+    /// initialised module. What the module printed on stderr while it loaded (a worker's
+    /// top-level `console.log`) is logged as the worker `name`'s, as at run time.
     pub async fn snapshot(
         &self,
+        name: &str,
         args: &[String],
         env: &[(String, String)],
         preopens: &[Preopen],
     ) -> Result<Vec<u8>, PreinitError> {
-        self.snapshot_with(args, env, preopens, Init::WizerInitialize)
-            .await
+        let (module, stderr) = self
+            .snapshot_with(args, env, preopens, Init::WizerInitialize)
+            .await?;
+        for line in String::from_utf8_lossy(&stderr).lines() {
+            tracing::info!(target: "wws::worker", worker = %name, "{}", line.trim_end_matches('\r'));
+        }
+        Ok(module)
     }
 
     /// Initialises the ruby.wasm interpreter with this argv, environment and mounts, evaluates
@@ -109,6 +116,7 @@ impl<'a> Snapshotter<'a> {
         })?;
         self.snapshot_with(args, env, preopens, Init::Ruby(&exports, preload))
             .await
+            .map(|(module, _)| module)
     }
 
     async fn snapshot_with(
@@ -117,7 +125,7 @@ impl<'a> Snapshotter<'a> {
         env: &[(String, String)],
         preopens: &[Preopen],
         how: Init<'_>,
-    ) -> Result<Vec<u8>, PreinitError> {
+    ) -> Result<(Vec<u8>, Bytes), PreinitError> {
         let host_err = |e: wasmtime::Error| PreinitError::Host(anyhow::Error::from(e));
         // Workers are prepared on every core at once: each snapshot takes its turn for a slot
         // of the pool like a request does, held until the instance is gone.
@@ -160,7 +168,8 @@ impl<'a> Snapshotter<'a> {
                 stderr,
             });
         }
-        self.wizer
+        let module = self
+            .wizer
             .snapshot(
                 &self.cx,
                 &mut WasmtimeWizer {
@@ -169,7 +178,8 @@ impl<'a> Snapshotter<'a> {
                 },
             )
             .await
-            .map_err(host_err)
+            .map_err(host_err)?;
+        Ok((module, stderr.contents()))
     }
 
     async fn initialize(

@@ -372,3 +372,29 @@ addEventListener("fetch", (e) => {
         }
     });
 }
+
+#[test]
+fn top_level_logs_show_at_start_and_random_values_frozen_there_are_pointed_out() {
+    let p = Project::new();
+    p.file(
+        "frozen.js",
+        "console.log('loading frozen'); const id = crypto.randomUUID();\n\
+         addEventListener('fetch', (e) => e.respondWith(new Response(id)));",
+    );
+    p.file(
+        "fresh.js",
+        "addEventListener('fetch', (e) => e.respondWith(new Response(crypto.randomUUID())));",
+    );
+    let wws = Wws::start(p.path());
+    // The same value for every request: computed once, while loading.
+    assert_eq!(wws.get_text("/frozen", 200), wws.get_text("/frozen", 200));
+    assert_ne!(wws.get_text("/fresh", 200), wws.get_text("/fresh", 200));
+    let out = wws.output();
+    let logged = |needle: &str| {
+        out.lines()
+            .any(|l| l.contains("frozen.js") && l.contains(needle))
+    };
+    assert!(logged("loading frozen"), "{out}");
+    assert!(logged("called crypto.randomUUID() while loading"), "{out}");
+    assert!(!out.contains("fresh.js called"), "{out}");
+}

@@ -5,7 +5,21 @@
 
 const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, BigInt64Array, BigUint64Array];
 
+// Random values drawn at the top level are frozen into the snapshot: every request, and every
+// start until the file changes, sees the same ones. Said once, when it happens.
+let warnedFrozenRandom = false;
+
+function randomAtTopLevel(what) {
+  if (!workerLoading || warnedFrozenRandom) return;
+  warnedFrozenRandom = true;
+  host.writeErr(
+    `[warn] ${workerFile} called ${what} while loading: the value is computed once, when wws prepares the worker, ` +
+      "and every request (and every start until the file changes) gets the same one; call it inside the fetch handler for a fresh value",
+  );
+}
+
 function getRandomValues(array) {
+  randomAtTopLevel("crypto.getRandomValues()");
   if (!INTEGER_ARRAYS.some((T) => array instanceof T)) {
     throw new DOMException("crypto.getRandomValues: the argument must be an integer typed array", "TypeMismatchError");
   }
@@ -17,6 +31,7 @@ function getRandomValues(array) {
 }
 
 function randomUUID() {
+  randomAtTopLevel("crypto.randomUUID()");
   const b = host.randomBytes(16);
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;

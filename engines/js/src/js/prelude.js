@@ -12,6 +12,10 @@ const { Array, ArrayBuffer, Date, Error, JSON, Map, Math, Number, Object, Promis
 
 const internal = {};
 
+// True while the worker's top level runs (before the snapshot is taken): what it computes then
+// is part of the snapshot, shared by every request.
+let workerLoading = true;
+
 // Globals are defined the way Web IDL defines them: writable, configurable, not enumerable.
 function defineGlobal(name, value) {
   Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });

@@ -110,6 +110,7 @@ internal.setModule = function setModule(namespace) {
 
 // Called after the worker was evaluated: a worker that registers no handler cannot serve.
 internal.finishInit = function finishInit() {
+  workerLoading = false;
   if (moduleHandler === null && fetchListeners.length === 0) {
     throw new Error(
       'the worker registers no fetch handler: use addEventListener("fetch", (event) => event.respondWith(...)) ' +
