@@ -103,6 +103,7 @@ impl Index {
         }
         if same_name.is_empty() {
             let mut names: Vec<&str> = self.runtimes.iter().map(|r| r.name.as_str()).collect();
+            names.sort_unstable();
             names.dedup();
             let names = if names.is_empty() {
                 "none".to_string()

@@ -275,6 +275,12 @@ fn list_shows_the_repository_with_flags_before_or_after_the_action_and_from_env(
             "{row}"
         );
         assert!(out.contains("otherlang"), "{out}");
+        // The repository's own status shows next to ours.
+        let yanked = out
+            .lines()
+            .find(|l| l.starts_with("fakelang") && l.contains("0.9.0"))
+            .unwrap();
+        assert!(yanked.ends_with("not installed, yanked"), "{yanked}");
         // Plain http:// is allowed with a warning.
         assert!(out.contains("plain http://"), "{out}");
     }
@@ -466,6 +472,11 @@ fn install_without_arguments_restores_from_wws_toml_only() {
         out.contains("Every runtime of .wws.toml is installed"),
         "{out}"
     );
+    // Without a .wws.toml there is nothing to install, and it says so.
+    let empty = project();
+    let out = ok(run(empty.path(), &["install"]));
+    assert!(out.contains("no .wws.toml here"), "{out}");
+    assert!(!empty.path().join(".wws.toml").exists());
 }
 
 /// The original filtered `.wws.toml` with `name != n && version != v` (spec §6.7): uninstalling

@@ -47,7 +47,9 @@ pub fn run(path: &Path, args: RuntimesArgs) -> anyhow::Result<ExitCode> {
             reporter.line("⚙️  Checking local configuration...");
             let done = wws_repository::restore(path, wws_repository::Verify::Contents, &reporter)
                 .context("There was an error installing the runtimes of .wws.toml")?;
-            if done.is_empty() {
+            if done.is_empty() && !ProjectConfig::path(path).exists() {
+                reporter.line("💡 There is no .wws.toml here, so nothing to install: `wws runtimes install NAME VERSION` installs a runtime and records it there");
+            } else if done.is_empty() {
                 reporter.line("✅ Every runtime of .wws.toml is installed");
             }
             Ok(ExitCode::SUCCESS)
@@ -111,14 +113,18 @@ fn list(
         .map(|rt| {
             let installed = wws_repository::is_installed(project, &config, &repo.name, rt);
             let mut row = describe(rt);
-            row.push(
-                if installed {
-                    "installed"
-                } else {
-                    "not installed"
-                }
-                .to_string(),
-            );
+            let mut status = if installed {
+                "installed"
+            } else {
+                "not installed"
+            }
+            .to_string();
+            // What the repository says of it: yanked ones need --force, deprecated ones have
+            // a successor.
+            if rt.status != wws_repository::RuntimeStatus::Active {
+                status.push_str(&format!(", {}", rt.status));
+            }
+            row.push(status);
             row
         })
         .collect();
