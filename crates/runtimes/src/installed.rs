@@ -217,6 +217,8 @@ impl Installed {
             reuse,
             ruby_script: Some(format!("load \"/src/{index}\"")),
             scattered_writes: false,
+            // The interpreters as shipped import no `wws_http`; their polyfills cannot call it.
+            http: None,
         })
     }
 }

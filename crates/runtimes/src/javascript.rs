@@ -131,6 +131,7 @@ impl JavaScript {
             reuse: None,
             ruby_script: None,
             scattered_writes: true,
+            http: config.http_requests.clone().map(std::sync::Arc::new),
         })
     }
 

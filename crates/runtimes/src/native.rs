@@ -20,5 +20,6 @@ pub fn program(file: &Path, rel: &Path, config: &WorkerConfig) -> anyhow::Result
         reuse: None,
         ruby_script: None,
         scattered_writes: false,
+        http: config.http_requests.clone().map(std::sync::Arc::new),
     })
 }

@@ -1,10 +1,12 @@
-//! A static file server on 127.0.0.1 for runtime repositories in tests.
+//! A static file server on 127.0.0.1 for runtime repositories and other upstreams in tests.
 //!
 //! [`RepoServer::serve`] binds port 0 and serves a folder with hyper on a tokio runtime in a
 //! background thread, until dropped. Knobs for failure tests: [`RepoServer::fail`] answers a
 //! path with a given status, [`RepoServer::stall_after`] sends the first bytes of a file (with
-//! the full `Content-Length`) and then never sends more, and every request is logged so a test
-//! can wait for one ([`RepoServer::wait_for_request`]) instead of sleeping.
+//! the full `Content-Length`) and then never sends more, [`RepoServer::redirect`] answers a
+//! path with a 302, and every request is logged so a test can wait for one
+//! ([`RepoServer::wait_for_request`]) instead of sleeping. The path `echo` answers
+//! `METHOD x-test BODY`: the request's method, its `x-test` header and its body.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -33,6 +35,7 @@ struct State {
     root: PathBuf,
     fail: Mutex<HashMap<String, u16>>,
     stall: Mutex<HashMap<String, usize>>,
+    redirect: Mutex<HashMap<String, String>>,
     log: Mutex<Vec<String>>,
     logged: Condvar,
 }
@@ -89,6 +92,16 @@ impl RepoServer {
             .lock()
             .unwrap()
             .insert(normalise(path), bytes);
+        self
+    }
+
+    /// Answer `path` with `302 Found` to `location`.
+    pub fn redirect(&self, path: &str, location: &str) -> &Self {
+        self.state
+            .redirect
+            .lock()
+            .unwrap()
+            .insert(normalise(path), location.to_string());
         self
     }
 
@@ -158,7 +171,7 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(respond(&state, req)) }
+                        async move { Ok::<_, Infallible>(respond(&state, req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -169,11 +182,33 @@ async fn accept_loop(
     }
 }
 
-fn respond(state: &State, req: Request<Incoming>) -> Response<RepoBody> {
+async fn respond(state: &State, req: Request<Incoming>) -> Response<RepoBody> {
     let path = normalise(req.uri().path());
     {
         state.log.lock().unwrap().push(path.clone());
         state.logged.notify_all();
+    }
+    if path == "echo" {
+        let method = req.method().to_string();
+        let header = req
+            .headers()
+            .get("x-test")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
+        let body = http_body_util::BodyExt::collect(req.into_body())
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let text = format!("{method} {header} {}", String::from_utf8_lossy(&body));
+        return Response::new(RepoBody::Full(Full::new(Bytes::from(text))));
+    }
+    if let Some(location) = state.redirect.lock().unwrap().get(&path) {
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", location)
+            .body(RepoBody::Full(Full::new(Bytes::new())))
+            .unwrap();
     }
     if let Some(status) = state.fail.lock().unwrap().get(&path) {
         return Response::builder()

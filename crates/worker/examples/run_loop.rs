@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         reuse: None,
         ruby_script: None,
         scattered_writes: std::env::var_os("SCATTERED_WRITES").is_some(),
+        http: None,
     };
     let worker = std::sync::Arc::new(Worker::prepare(&engine, program)?);
     let input = Bytes::from_static(br#"{"url":"/","method":"GET","headers":{"host":"localhost"},"body":"","kv":{},"params":{}}"#);

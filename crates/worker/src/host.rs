@@ -26,6 +26,31 @@ pub(crate) struct CoreHost {
     pub cpu: CpuBudget,
     /// Handle table of the Ruby reactor's `canonical_abi` resources.
     pub ruby_handles: Vec<i32>,
+    /// Outbound HTTP this worker may make (`outbound.rs`); `None`: none.
+    pub http: Option<crate::outbound::Policy>,
+    /// Largest outbound response body accepted, in bytes.
+    pub http_limit: usize,
+    /// The last outbound answer, until the guest reads it.
+    pub http_answer: Vec<u8>,
+}
+
+impl CoreHost {
+    /// Store data for one run: `wasi`, the engine's limits, and outbound HTTP as `http` allows.
+    pub(crate) fn new(
+        wasi: RequestWasi,
+        limits: &crate::Limits,
+        http: Option<crate::outbound::Policy>,
+    ) -> Self {
+        Self {
+            wasi,
+            limits: store_limits(limits),
+            cpu: CpuBudget::default(),
+            ruby_handles: Vec::new(),
+            http,
+            http_limit: limits.max_output_bytes,
+            http_answer: Vec::new(),
+        }
+    }
 }
 
 /// Store data for preview2 components.

@@ -14,6 +14,7 @@ pub mod engine;
 mod error;
 mod host;
 mod limits;
+mod outbound;
 mod program;
 pub mod protocol;
 mod reuse;

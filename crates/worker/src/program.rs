@@ -92,4 +92,6 @@ pub struct Program {
     /// until wasmtime's reset keeps them all resident, so no request page-faults them in again
     /// (`dirty_pages.rs`). Costs one page-map read per request; `false` for everything else.
     pub scattered_writes: bool,
+    /// Outbound HTTP the worker may make (`[features.http_requests]`); `None`: none.
+    pub http: Option<crate::outbound::Policy>,
 }

@@ -72,7 +72,7 @@ use wasmtime_wasi::p2::{InputStream, Pollable, StreamError, StreamResult};
 
 use crate::engine::{EPOCH_TICK, Engine};
 use crate::error::RunError;
-use crate::host::{self, CoreHost, CpuBudget, LogPipe};
+use crate::host::{CoreHost, LogPipe};
 use crate::ruby;
 use crate::sink::{Sink, SinkStream};
 use crate::slots::{Evict, Queue};
@@ -588,12 +588,11 @@ impl Instance {
             .stdin(self.stdin.clone())
             .stdout(SinkStream(self.stdout.clone()))
             .stderr(SinkStream(self.stderr.clone()));
-        let data = CoreHost {
-            wasi: RequestWasi::with_context(t.wasi.clone(), builder.build_p1()),
-            limits: host::store_limits(t.engine.limits()),
-            cpu: CpuBudget::default(),
-            ruby_handles: Vec::new(),
-        };
+        let data = CoreHost::new(
+            RequestWasi::with_context(t.wasi.clone(), builder.build_p1()),
+            t.engine.limits(),
+            None,
+        );
         let mut store = Store::new(t.engine.wasmtime(), data);
         store.limiter(|h| &mut h.limits);
         store.set_epoch_deadline(1);

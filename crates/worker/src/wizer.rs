@@ -21,7 +21,7 @@ use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wizer::{ModuleContext, WasmtimeWizer, Wizer};
 
 use crate::engine::Engine;
-use crate::host::{self, CoreHost, CpuBudget};
+use crate::host::CoreHost;
 use crate::program::Preopen;
 use crate::wasi::{RequestWasi, WasiSpec};
 
@@ -141,15 +141,16 @@ impl<'a> Snapshotter<'a> {
         builder
             .stdin(MemoryInputPipe::new(Bytes::new()))
             .stderr(stderr.clone());
-        let data = CoreHost {
-            wasi: RequestWasi::with_context(spec, builder.build_p1()),
-            limits: host::store_limits(self.engine.limits()),
-            cpu: CpuBudget::default(),
-            ruby_handles: Vec::new(),
-        };
+        // No outbound HTTP while a snapshot is taken: its answer would be frozen into it.
+        let data = CoreHost::new(
+            RequestWasi::with_context(spec, builder.build_p1()),
+            self.engine.limits(),
+            None,
+        );
         let mut store = crate::worker::new_store(&self.engine, data);
         let mut linker = Linker::<CoreHost>::new(self.engine.wasmtime());
         crate::wasi::add_to_linker(&mut linker, |h| &mut h.wasi).map_err(host_err)?;
+        crate::outbound::add_to_linker(&mut linker).map_err(PreinitError::Host)?;
         if let Init::Ruby(..) = how {
             // As at run time (`Worker::link_module`): the JS-interop imports link as traps.
             crate::ruby::add_to_linker(&mut linker).map_err(host_err)?;

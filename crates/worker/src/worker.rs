@@ -35,6 +35,8 @@ pub struct Worker {
     coalescer: Option<dirty_pages::Coalescer>,
     /// Live instances serving request after request (reuse mode), when the program asks for it.
     pool: Option<reuse::Pool>,
+    /// Outbound HTTP it may make.
+    http: Option<crate::outbound::Policy>,
 }
 
 enum Kind {
@@ -145,6 +147,7 @@ impl Worker {
                 .scattered_writes
                 .then(dirty_pages::Coalescer::default),
             pool,
+            http: program.http.clone(),
         })
     }
 
@@ -196,13 +199,15 @@ impl Worker {
         };
         let mut linker = Linker::<CoreHost>::new(engine.wasmtime());
         wasi::add_to_linker(&mut linker, |h| &mut h.wasi)?;
+        crate::outbound::add_to_linker(&mut linker)?;
         if entry == Entrypoint::RubyReactor {
             ruby::add_to_linker(&mut linker)?;
         }
         // Anything outside WASI (e.g. the original's `http` interface) links as a trap, so the
         // module loads and only a call to it fails the request.
-        let provided =
-            |m: &str| m == "wasi_snapshot_preview1" || (entry == Entrypoint::RubyReactor);
+        let provided = |m: &str| {
+            m == "wasi_snapshot_preview1" || m == "wws_http" || entry == Entrypoint::RubyReactor
+        };
         let unknown: Vec<String> = module
             .imports()
             .filter(|i| !provided(i.module()))
@@ -280,17 +285,11 @@ impl Worker {
                 classify(outcome, store.data().cpu.exhausted, limits)
             }
             Kind::Command(core) | Kind::Reactor(core) | Kind::Ruby(core, ..) => {
-                let data = CoreHost {
-                    wasi: RequestWasi::new(
-                        self.wasi.clone(),
-                        stdin,
-                        stdout.clone(),
-                        stderr.clone(),
-                    ),
-                    limits: host::store_limits(limits),
-                    cpu: CpuBudget::default(),
-                    ruby_handles: Vec::new(),
-                };
+                let data = CoreHost::new(
+                    RequestWasi::new(self.wasi.clone(), stdin, stdout.clone(), stderr.clone()),
+                    limits,
+                    self.http.clone(),
+                );
                 let mut store = self.store(data);
                 let outcome = async {
                     let instance = core.pre.instantiate_async(&mut store).await?;

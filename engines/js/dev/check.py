@@ -18,6 +18,8 @@ import tempfile
 
 import wasmtime
 
+import wws_http
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "js")
@@ -62,6 +64,7 @@ def run(engine, module, case, mode):
         f.write(request_json(case))
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
+    wws_http.define(linker)
     store = wasmtime.Store(engine)
     wasi = wasmtime.WasiConfig()
     wasi.env = [("WWS_WORKER_FILE", case.get("file", case["worker"]))] + list(case.get("env", {}).items())

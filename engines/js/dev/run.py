@@ -24,6 +24,8 @@ import time
 
 import wasmtime
 
+import wws_http
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ENGINE = os.path.join(HERE, "..", "dist", "wws-js-engine.wasm")
 DEFAULT_REQUEST = '{"url":"http://localhost:8080/","method":"GET","headers":{"host":"localhost:8080"},"body":"","kv":{},"params":{}}'
@@ -32,6 +34,7 @@ DEFAULT_REQUEST = '{"url":"http://localhost:8080/","method":"GET","headers":{"ho
 def run_once(engine, module, src_dir, name, env, request, mode):
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
+    wws_http.define(linker)
     store = wasmtime.Store(engine)
     wasi = wasmtime.WasiConfig()
     wasi.env = [("WWS_WORKER_FILE", name)] + env

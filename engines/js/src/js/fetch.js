@@ -2,8 +2,8 @@
 //
 // Both classes follow the Fetch standard (every body reader returns a Promise, bodies are
 // read once, clone() copies). Request adds wws' `params` (the route parameters, as in the
-// original). fetch() exists so feature checks pass, and rejects with a TypeError that names
-// the host until outbound HTTP is available to JS workers.
+// original). fetch() sends the request through the host (wws' outbound HTTP), as far as the
+// worker's `[features.http_requests]` allows.
 
 const STATUS_TEXT = {
   100: "Continue", 101: "Switching Protocols", 102: "Processing", 103: "Early Hints",
@@ -221,6 +221,7 @@ tag(Request, "Request");
 
 let responseBody;
 let responseDefaultType;
+let responseFromNetwork;
 
 class Response {
   #status;
@@ -261,6 +262,16 @@ class Response {
 
   static {
     responseBody = (response) => response.#body;
+    // A response fetch() received, from the host's answer (see src/host.rs `http_send`).
+    responseFromNetwork = ({ status, headers, body, url, redirected }) => {
+      const nullBody = status === 204 || status === 205 || status === 304;
+      const response = new Response(nullBody ? null : body, { status, headers });
+      response.#type = "basic";
+      response.#url = url;
+      response.#redirected = redirected;
+      response.#impliedType = null;
+      return response;
+    };
     // True when the Content-Type is the one a plain string body implied, not one the worker
     // chose (see `outputOf` in serve.js).
     responseDefaultType = (response) =>
@@ -369,22 +380,38 @@ class Response {
 }
 tag(Response, "Response");
 
+// fetch(): the request goes out through the host, within what the worker's
+// `[features.http_requests]` allows (hosts, methods, plain http). A refused or failed request
+// rejects with a TypeError naming the URL and the reason.
 function fetch(input, init) {
   return new Promise((resolve, reject) => {
-    let url;
+    let request;
     try {
-      url = input instanceof Request ? new URL(input.url) : new URL(input instanceof URL ? input.href : String(input));
-    } catch (e) {
-      reject(new TypeError(`fetch: ${JSON.stringify(String(input instanceof Request ? input.url : input))} is not an absolute URL`));
+      request = new Request(input, init);
+    } catch (error) {
+      reject(error);
       return;
     }
-    const method = init && init.method !== undefined ? String(init.method).toUpperCase() : input instanceof Request ? input.method : "GET";
-    reject(
-      new TypeError(
-        `fetch: ${method} ${url.href} refused: outbound HTTP to ${url.host || url.protocol} is not available for this worker yet ` +
-          `(wws does not give JavaScript workers network access)`,
-      ),
-    );
+    const send = (bytes) => {
+      const head = JSON.stringify({ method: request.method, url: request.url, headers: headersList(request.headers) });
+      const answer = host.httpSend(head, bytes);
+      if (answer.error !== undefined) {
+        throw new TypeError(`fetch: ${request.method} ${request.url} failed (${answer.error}): ${answer.message}`);
+      }
+      return responseFromNetwork(answer);
+    };
+    if (requestBody(request).source === null) {
+      try {
+        resolve(send(null));
+      } catch (error) {
+        reject(error);
+      }
+      return;
+    }
+    request
+      .arrayBuffer()
+      .then((buffer) => send(new Uint8Array(buffer)))
+      .then(resolve, reject);
   });
 }
 

@@ -1,0 +1,126 @@
+//! Outbound HTTP from JavaScript workers (`fetch`), within `[features.http_requests]`: real
+//! requests to an upstream on 127.0.0.1, and every kind of refusal with a message that says
+//! which setting to change.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use wws_test_support::Wws;
+use wws_test_support::fixtures::Project;
+use wws_test_support::repo_server::RepoServer;
+
+/// Fetches `?to=URL` with `?method=` and `?body=`, and answers what came back, or the error.
+const WORKER: &str = r#"
+addEventListener("fetch", (event) => event.respondWith((async () => {
+  const q = new URL(event.request.url).searchParams;
+  const method = q.get("method") || "GET";
+  const init = { method, headers: { "x-test": "from-wws" } };
+  if (q.has("body")) init.body = q.get("body");
+  try {
+    const r = await fetch(q.get("to"), init);
+    return new Response(`${r.status} ${r.redirected} ${await r.text()}`);
+  } catch (error) {
+    return new Response(`${error.name}: ${error.message}`, { status: 502 });
+  }
+})()));
+"#;
+
+fn project(grant: Option<&str>) -> Project {
+    let p = Project::new();
+    p.file("index.js", WORKER);
+    if let Some(grant) = grant {
+        p.file(
+            "index.toml",
+            format!("name = \"index\"\nversion = \"1\"\n[features.http_requests]\n{grant}\n"),
+        );
+    }
+    p
+}
+
+fn fetch_through(wws: &Wws, to: &str, extra: &str) -> (u16, String) {
+    let resp = wws.get(&format!("/?to={}{extra}", urlencode(to)));
+    let status = resp.status().as_u16();
+    (status, resp.text().unwrap())
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn allowed_requests_go_out_and_come_back() {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("data.txt"), "upstream data").unwrap();
+    let upstream = RepoServer::serve(files.path());
+    let p = project(Some(
+        "allowed_hosts = [\"127.0.0.1\"]\nallow_http = true\nallowed_methods = [\"GET\", \"POST\"]",
+    ));
+    let wws = Wws::start(p.path());
+
+    let (status, text) = fetch_through(&wws, &upstream.url("data.txt"), "");
+    assert_eq!((status, text.as_str()), (200, "200 false upstream data"));
+    let (status, text) = fetch_through(&wws, &upstream.url("echo"), "&method=POST&body=hello");
+    assert_eq!(
+        (status, text.as_str()),
+        (200, "200 false POST from-wws hello")
+    );
+    let (_, text) = fetch_through(&wws, &upstream.url("missing.txt"), "");
+    assert!(text.starts_with("404 false"), "{text}");
+    // A redirect within the allowed hosts is followed.
+    upstream.redirect("old.txt", &upstream.url("data.txt"));
+    let (_, text) = fetch_through(&wws, &upstream.url("old.txt"), "");
+    assert_eq!(text, "200 true upstream data");
+}
+
+#[test]
+fn what_the_worker_toml_does_not_allow_is_refused_naming_the_setting() {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("data.txt"), "upstream data").unwrap();
+    let upstream = RepoServer::serve(files.path());
+    let data = upstream.url("data.txt");
+    let other_host = data.replace("127.0.0.1", "localhost");
+
+    let strict = Wws::start(project(Some("allowed_hosts = [\"127.0.0.1\"]")).path());
+    let (status, text) = fetch_through(&strict, &data, "");
+    assert_eq!(status, 502);
+    assert!(
+        text.contains("allow_http") && text.contains("TypeError"),
+        "{text}"
+    );
+
+    let open =
+        Wws::start(project(Some("allowed_hosts = [\"127.0.0.1\"]\nallow_http = true")).path());
+    let (_, text) = fetch_through(&open, &other_host, "");
+    assert!(
+        text.contains("'localhost' is not allowed") && text.contains("allowed_hosts"),
+        "{text}"
+    );
+    let (_, text) = fetch_through(&open, &upstream.url("echo"), "&method=OPTIONS");
+    assert!(
+        text.contains("'OPTIONS'") && text.contains("allowed_methods"),
+        "{text}"
+    );
+    // A redirect to a host the worker may not call is refused, not followed.
+    upstream.redirect("away.txt", &other_host);
+    let before = upstream.requests().len();
+    let (_, text) = fetch_through(&open, &upstream.url("away.txt"), "");
+    assert!(text.contains("'localhost' is not allowed"), "{text}");
+    assert_eq!(
+        upstream.requests().len(),
+        before + 1,
+        "{:?}",
+        upstream.requests()
+    );
+
+    // No `[features.http_requests]`: nothing goes out.
+    let none = Wws::start(project(None).path());
+    let before = upstream.requests().len();
+    let (status, text) = fetch_through(&none, &data, "");
+    assert_eq!(status, 502);
+    assert!(text.contains("[features.http_requests]"), "{text}");
+    assert_eq!(upstream.requests().len(), before);
+}

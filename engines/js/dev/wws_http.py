@@ -1,0 +1,24 @@
+"""The engine's `wws_http` imports (wws' outbound HTTP, crates/worker/src/outbound.rs), as wws
+answers for a worker without `[features.http_requests]`: every fetch() is refused. The dev
+tools make no network requests."""
+
+import json
+
+import wasmtime
+
+REFUSAL = json.dumps(
+    {"error": "not-allowed", "message": "outbound HTTP is not available in the dev tools"}
+).encode()
+
+
+def define(linker):
+    i32 = wasmtime.ValType.i32()
+
+    def send(caller, ptr, length):
+        return len(REFUSAL)
+
+    def read(caller, ptr):
+        caller["memory"].write(caller, REFUSAL, ptr)
+
+    linker.define_func("wws_http", "send", wasmtime.FuncType([i32, i32], [i32]), send, access_caller=True)
+    linker.define_func("wws_http", "read", wasmtime.FuncType([i32], []), read, access_caller=True)
