@@ -124,3 +124,31 @@ fn what_the_worker_toml_does_not_allow_is_refused_naming_the_setting() {
     assert!(text.contains("[features.http_requests]"), "{text}");
     assert_eq!(upstream.requests().len(), before);
 }
+
+#[test]
+fn rust_workers_send_requests_with_the_sdk() {
+    let files = tempfile::tempdir().unwrap();
+    let upstream = RepoServer::serve(files.path());
+    let p = Project::new();
+    p.wasm("fetch.wasm", "fetch_upstream");
+    p.file(
+        "fetch.toml",
+        "name = \"fetch\"\nversion = \"1\"\n[features.http_requests]\nallowed_hosts = [\"127.0.0.1\"]\nallow_http = true\n",
+    );
+    let wws = Wws::start(p.path());
+    let echo = urlencode(&upstream.url("echo"));
+    let resp = wws_test_support::wws::client()
+        .post(wws.url(&format!("/fetch?to={echo}&method=POST")))
+        .body("from the worker")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().unwrap(), "200 POST from-rust from the worker");
+    let resp = wws.get(&format!("/fetch?to={echo}&method=OPTIONS"));
+    assert_eq!(resp.status(), 502);
+    let text = resp.text().unwrap();
+    assert!(
+        text.starts_with("NotAllowed") && text.contains("allowed_methods"),
+        "{text}"
+    );
+}

@@ -20,6 +20,9 @@
 //! same `worker` attribute forms, `Cache`, `Content`, `io::{Input, Output}` and a re-exported
 //! `http` (version 1 here, 0.2 there; the request/response API workers use is the same).
 //!
+//! Outbound HTTP: [`bindings::send_http_request`], within the worker's
+//! `[features.http_requests]`.
+//!
 //! What is new: binary request bodies (`Request<Vec<u8>>` or `Request<bytes::Bytes>`),
 //! binary responses without manual base64 ([`Content::Bytes`]), several values for one response
 //! header, and a failed handler no longer wipes the worker's key/value namespace.
@@ -27,6 +30,7 @@
 // Lets the `#[worker]` expansion name `::wws_sdk` even when used inside this crate.
 extern crate self as wws_sdk;
 
+pub mod bindings;
 pub mod cache;
 mod content;
 pub mod io;
