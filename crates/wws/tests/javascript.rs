@@ -398,3 +398,31 @@ fn top_level_logs_show_at_start_and_random_values_frozen_there_are_pointed_out()
     assert!(logged("called crypto.randomUUID() while loading"), "{out}");
     assert!(!out.contains("fresh.js called"), "{out}");
 }
+
+#[test]
+fn a_worker_written_for_the_original_stores_the_request_body_as_it_came() {
+    // The original's tic-tac-toe example: `Cache.set(room, request.body)`, with `body` a string.
+    let p = Project::new();
+    p.file(
+        "game.js",
+        "addEventListener('fetch', (event) => {\n\
+           const request = event.request;\n\
+           const room = new URL(request.url).searchParams.get('room');\n\
+           if (request.method === 'PUT') Cache.set(room, request.body);\n\
+           event.respondWith(new Response(Cache.get(room) || '{}'));\n\
+         });",
+    );
+    p.file(
+        "game.toml",
+        "name = \"game\"\nversion = \"1\"\n[data.kv]\nnamespace = \"games\"\n",
+    );
+    let wws = Wws::start(p.path());
+    let board = r#"["x","o",""]"#;
+    let put = wws_test_support::wws::client()
+        .put(wws.url("/game?room=abc"))
+        .body(board)
+        .send()
+        .unwrap();
+    assert_eq!(put.text().unwrap(), board);
+    assert_eq!(wws.get_text("/game?room=abc", 200), board);
+}

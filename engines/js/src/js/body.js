@@ -827,11 +827,23 @@ function extractBody(init) {
   return { source: String(init), type: TEXT_PLAIN };
 }
 
+// `object` (the Promise of `text()`, or the `body` stream) also reads as `text` wherever a
+// string is expected: `JSON.parse(request.text())`, `${request.body}`, `Cache.set(k, request.body)`.
+// The original's `text()` returned the string itself and its `body` was one; workers written
+// for it keep working, and `await request.text()` is unchanged.
+function readingAsText(object, text) {
+  const asText = { value: () => text, configurable: true };
+  Object.defineProperties(object, { toString: asText, valueOf: asText, [Symbol.toPrimitive]: asText });
+  return object;
+}
+
 // Common state and readers of a Request or Response body.
 class BodyState {
   source;
   used = false;
   stream = null;
+  // The incoming request's text body, read as the original read it: see `readingAsText`.
+  readsAsText = null;
 
   constructor(source) {
     this.source = source;
@@ -844,6 +856,7 @@ class BodyState {
     if (!this.stream) {
       const source = this.source;
       this.stream = streamOfBytes(typeof source === "string" ? utf8Encode(source) : source);
+      if (this.readsAsText !== null) readingAsText(this.stream, this.readsAsText);
       this.source = this.stream;
     }
     return this.stream;
@@ -861,6 +874,12 @@ class BodyState {
   }
 
   text() {
+    // The original's text() could be called again and again: so can this one, for the
+    // incoming request's text body.
+    if (this.readsAsText !== null) {
+      this.used = true;
+      return readingAsText(Promise.resolve(this.readsAsText), this.readsAsText);
+    }
     return this.#take("text()") || (typeof this.source === "string" ? Promise.resolve(this.source) : this.#bytes().then((b) => utf8Decode(b, false)));
   }
 

@@ -103,6 +103,8 @@ class Request {
       request.#method = method;
       request.#headers = headers;
       request.#body = new BodyState(source);
+      // Workers written for the original read the body as a string (see BodyState).
+      if (typeof source === "string") request.#body.readsAsText = source;
       request.#params = params;
       return request;
     };

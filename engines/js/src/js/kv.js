@@ -38,6 +38,8 @@ function kvString(value) {
   if (value !== null && typeof value === "object") {
     const view = viewOf(value);
     if (view) return utf8Decode(view, false);
+    // The incoming request's body or text() (see `readingAsText`): its text, as the original stored it.
+    if (Object.hasOwn(value, Symbol.toPrimitive)) return String(value);
     const json = JSON.stringify(value);
     return json === undefined ? String(value) : json;
   }
