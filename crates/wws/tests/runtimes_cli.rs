@@ -1142,3 +1142,19 @@ fn check_and_install_compare_the_files_with_the_checksums_wws_toml_pins() {
     assert_eq!(std::fs::read(&binary).unwrap(), v2);
     ok(run(p.path(), &["check"]));
 }
+
+#[test]
+fn a_blank_repository_variable_means_the_default() {
+    let (_repo, _server, url, p) = served_repo();
+    ok(runtimes_cmd(
+        p.path(),
+        &["install", "fakelang", "1.0.0", "--repo-url", &url],
+    )
+    .env("WWS_REPO_NAME", "")
+    .output()
+    .unwrap());
+    assert_eq!(
+        config_entries(p.path()),
+        [entry("wasmlabs", "fakelang", "1.0.0")]
+    );
+}

@@ -11,7 +11,14 @@ use wws_repository::{Console, ProjectConfig, Reporter, RepositoryRef, Runtime};
 use crate::cli::{RuntimesAction, RuntimesArgs};
 
 /// Runs one `wws runtimes` action on the project at `path`.
-pub fn run(path: &Path, args: RuntimesArgs) -> anyhow::Result<ExitCode> {
+pub fn run(path: &Path, mut args: RuntimesArgs) -> anyhow::Result<ExitCode> {
+    // An empty `WWS_REPO_URL=` or `WWS_REPO_NAME=` (a compose file's blank) means the default.
+    if args.repo_url.trim().is_empty() {
+        args.repo_url = crate::cli::DEFAULT_REPO_URL.into();
+    }
+    if args.repo_name.trim().is_empty() {
+        args.repo_name = crate::cli::DEFAULT_REPO_NAME.into();
+    }
     if crate::project::is_git_url(&path.to_string_lossy()) {
         bail!(
             "You can only manage runtimes in local projects: clone {} and run `wws runtimes` in its folder",
