@@ -72,13 +72,35 @@ fn requested_range(
         }
     }
     let parsed = http_range_header::parse_range_header(range).ok()?;
-    if parsed.ranges.len() != 1 {
+    let [range] = parsed.ranges.as_slice() else {
         return None;
+    };
+    Some(satisfiable(range, len))
+}
+
+/// The inclusive byte range `range` selects in `len` bytes (RFC 9110 §14.1.2): a first byte
+/// past the end is unsatisfiable; a suffix longer than the file is the whole file; an empty
+/// file satisfies no range.
+fn satisfiable(
+    range: &http_range_header::SyntacticallyCorrectRange,
+    len: u64,
+) -> Result<(u64, u64), ()> {
+    use http_range_header::{EndPosition, StartPosition};
+    let last = len.checked_sub(1).ok_or(())?;
+    let start = match range.start {
+        StartPosition::Index(start) if start <= last => start,
+        StartPosition::FromLast(suffix) if suffix > 0 => len - suffix.min(len),
+        _ => return Err(()),
+    };
+    let end = match range.end {
+        EndPosition::Index(end) => end.min(last),
+        EndPosition::LastByte => last,
+    };
+    // `bytes=5-2` is malformed; never slice backwards.
+    if end < start {
+        return Err(());
     }
-    match parsed.validate(len) {
-        Ok(ranges) => ranges.first().map(|r| Ok((*r.start(), *r.end()))),
-        Err(_) => Some(Err(())),
-    }
+    Ok((start, end))
 }
 
 /// Whether an `If-None-Match` list names `etag` (weak comparison, `*` matches any).
@@ -143,6 +165,19 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_file_satisfies_no_range() {
+        let mut empty = file();
+        empty.body = bytes::Bytes::new();
+        for range in ["bytes=0-", "bytes=0-0", "bytes=-5"] {
+            let mut map = HeaderMap::new();
+            map.insert(header::RANGE, HeaderValue::from_static(range));
+            let resp = respond(&map, empty.clone());
+            assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+            assert_eq!(resp.headers()[header::CONTENT_RANGE], "bytes */0");
+        }
+    }
+
+    #[test]
     fn validators_give_304_and_ranges_give_206_or_416() {
         let full = answer(&[]);
         assert_eq!(full.status(), StatusCode::OK);
@@ -172,6 +207,8 @@ mod tests {
         assert_eq!(part.headers()[header::CONTENT_RANGE], "bytes 2-4/10");
         let tail = answer(&[(header::RANGE, "bytes=-3")]);
         assert_eq!(tail.headers()[header::CONTENT_RANGE], "bytes 7-9/10");
+        let suffix_longer = answer(&[(header::RANGE, "bytes=-30")]);
+        assert_eq!(suffix_longer.headers()[header::CONTENT_RANGE], "bytes 0-9/10");
         let outside = answer(&[(header::RANGE, "bytes=20-30")]);
         assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
         assert_eq!(outside.headers()[header::CONTENT_RANGE], "bytes */10");
