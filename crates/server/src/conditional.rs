@@ -208,7 +208,10 @@ mod tests {
         let tail = answer(&[(header::RANGE, "bytes=-3")]);
         assert_eq!(tail.headers()[header::CONTENT_RANGE], "bytes 7-9/10");
         let suffix_longer = answer(&[(header::RANGE, "bytes=-30")]);
-        assert_eq!(suffix_longer.headers()[header::CONTENT_RANGE], "bytes 0-9/10");
+        assert_eq!(
+            suffix_longer.headers()[header::CONTENT_RANGE],
+            "bytes 0-9/10"
+        );
         let outside = answer(&[(header::RANGE, "bytes=20-30")]);
         assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
         assert_eq!(outside.headers()[header::CONTENT_RANGE], "bytes */10");

@@ -6,7 +6,8 @@
 //! the full `Content-Length`) and then never sends more, [`RepoServer::redirect`] answers a
 //! path with a 302, and every request is logged so a test can wait for one
 //! ([`RepoServer::wait_for_request`]) instead of sleeping. The path `echo` answers
-//! `METHOD x-test BODY`: the request's method, its `x-test` header and its body.
+//! `METHOD HEADER BODY`: the request's method, its `x-test` header (or the one `?h=` names;
+//! `-` when absent) and its body.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -190,9 +191,15 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<RepoBody> {
     }
     if path == "echo" {
         let method = req.method().to_string();
+        let name = req
+            .uri()
+            .query()
+            .and_then(|q| q.strip_prefix("h="))
+            .unwrap_or("x-test")
+            .to_string();
         let header = req
             .headers()
-            .get("x-test")
+            .get(name.as_str())
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
             .to_string();

@@ -32,6 +32,8 @@ pub(crate) struct CoreHost {
     pub http_limit: usize,
     /// The last outbound answer, until the guest reads it.
     pub http_answer: Vec<u8>,
+    /// Set while a snapshot is taken: outbound HTTP is refused, saying why.
+    pub http_loading: bool,
 }
 
 impl CoreHost {
@@ -49,6 +51,7 @@ impl CoreHost {
             http,
             http_limit: limits.max_output_bytes,
             http_answer: Vec::new(),
+            http_loading: false,
         }
     }
 }

@@ -26,6 +26,17 @@ use crate::host::CoreHost;
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Redirects followed before giving up.
 const MAX_REDIRECTS: usize = 10;
+/// Request headers a guest may not set: the client frames the request itself.
+const CONNECTION_HEADERS: [&str; 6] = [
+    "host",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+    "upgrade",
+];
+/// Request headers dropped when a redirect leaves the origin.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
 /// What a worker may call: its `[features.http_requests]`.
 pub type Policy = Arc<HttpRequests>;
@@ -38,6 +49,10 @@ struct OutRequest {
     headers: Vec<(String, String)>,
     #[serde(default)]
     body: Option<String>,
+    /// The Fetch `redirect` mode: `follow` (default), `manual` (the 3xx is the answer) or
+    /// `error` (a redirect fails the request).
+    #[serde(default)]
+    redirect: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -73,7 +88,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> anyhow::Result<()>
                 let request = guest_bytes(&mut caller, ptr, len)?;
                 let policy = caller.data().http.clone();
                 let limit = caller.data().http_limit;
-                let answer = perform(policy.as_deref(), &request, limit).await;
+                let answer = if caller.data().http_loading {
+                    fail(
+                        "not-allowed",
+                        "outbound HTTP is not available while the worker loads (its answer would be frozen into the snapshot): call fetch inside the handler",
+                    )
+                } else {
+                    perform(policy.as_deref(), &request, limit).await
+                };
                 let json = serde_json::to_vec(&answer)?;
                 let n = u32::try_from(json.len())?;
                 caller.data_mut().http_answer = json;
@@ -182,8 +204,22 @@ async fn perform(policy: Option<&HttpRequests>, request: &[u8], limit: usize) ->
         Err(e) => return fail("invalid-request", format!("malformed request: {e}")),
     };
     let mut method = request.method.to_ascii_uppercase();
+    // The connection's own headers are the client's to set; `host` must match the URL the
+    // policy checked.
+    let mut headers: Vec<(String, String)> = request
+        .headers
+        .into_iter()
+        .filter(|(name, _)| {
+            !CONNECTION_HEADERS
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+        })
+        .collect();
     let mut url = match reqwest::Url::parse(&request.url) {
-        Ok(url) => url,
+        Ok(mut url) => {
+            url.set_fragment(None);
+            url
+        }
         Err(e) => {
             return fail(
                 "invalid-request",
@@ -213,11 +249,16 @@ async fn perform(policy: Option<&HttpRequests>, request: &[u8], limit: usize) ->
             return fail("invalid-request", format!("invalid method {method:?}"));
         };
         let mut builder = client.request(http_method, url.clone());
-        for (name, value) in &request.headers {
+        for (name, value) in &headers {
             builder = builder.header(name, value);
         }
-        if let Some(body) = &body {
-            builder = builder.body(body.clone());
+        match &body {
+            Some(body) if !body.is_empty() => builder = builder.body(body.clone()),
+            // Strict servers answer 411 to a POST without a length.
+            _ if matches!(method.as_str(), "POST" | "PUT" | "PATCH") => {
+                builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");
+            }
+            _ => {}
         }
         let response = match builder.send().await {
             Ok(r) => r,
@@ -234,12 +275,38 @@ async fn perform(policy: Option<&HttpRequests>, request: &[u8], limit: usize) ->
                 .and_then(|l| l.to_str().ok())
                 .and_then(|l| url.join(l).ok())
         {
-            // 303, and 301/302 after a POST, continue as a GET without a body (as browsers do).
+            match request.redirect.as_deref() {
+                Some("manual") => return read_answer(response, url, hop > 0, limit).await,
+                Some("error") => {
+                    return fail(
+                        "invalid-request",
+                        format!(
+                            "{url} redirects to {next}, and the request has redirect: \"error\""
+                        ),
+                    );
+                }
+                _ => {}
+            }
+            // 303, and 301/302 after a POST, continue as a GET without a body (as browsers
+            // do), and without the headers that described that body.
             if status == reqwest::StatusCode::SEE_OTHER
                 || (method == "POST" && matches!(status.as_u16(), 301 | 302))
             {
                 method = "GET".into();
                 body = None;
+                headers.retain(|(name, _)| {
+                    !["content-type", "content-encoding", "content-language"]
+                        .iter()
+                        .any(|h| h.eq_ignore_ascii_case(name))
+                });
+            }
+            // Credentials stay with the origin they were meant for (as browsers and curl do).
+            if next.origin() != url.origin() {
+                headers.retain(|(name, _)| {
+                    !CREDENTIAL_HEADERS
+                        .iter()
+                        .any(|h| h.eq_ignore_ascii_case(name))
+                });
             }
             url = next;
             if hop == MAX_REDIRECTS {

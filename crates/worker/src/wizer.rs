@@ -142,11 +142,12 @@ impl<'a> Snapshotter<'a> {
             .stdin(MemoryInputPipe::new(Bytes::new()))
             .stderr(stderr.clone());
         // No outbound HTTP while a snapshot is taken: its answer would be frozen into it.
-        let data = CoreHost::new(
+        let mut data = CoreHost::new(
             RequestWasi::with_context(spec, builder.build_p1()),
             self.engine.limits(),
             None,
         );
+        data.http_loading = true;
         let mut store = crate::worker::new_store(&self.engine, data);
         let mut linker = Linker::<CoreHost>::new(self.engine.wasmtime());
         crate::wasi::add_to_linker(&mut linker, |h| &mut h.wasi).map_err(host_err)?;

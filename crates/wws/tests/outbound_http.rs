@@ -14,6 +14,9 @@ addEventListener("fetch", (event) => event.respondWith((async () => {
   const q = new URL(event.request.url).searchParams;
   const method = q.get("method") || "GET";
   const init = { method, headers: { "x-test": "from-wws" } };
+  if (q.has("auth")) init.headers.authorization = "Bearer secret";
+  if (q.has("host")) init.headers.host = "evil.example";
+  if (q.has("redirect")) init.redirect = q.get("redirect");
   if (q.has("body")) init.body = q.get("body");
   try {
     const r = await fetch(q.get("to"), init);
@@ -151,4 +154,59 @@ fn rust_workers_send_requests_with_the_sdk() {
         text.starts_with("NotAllowed") && text.contains("allowed_methods"),
         "{text}"
     );
+}
+
+#[test]
+fn credentials_do_not_follow_a_redirect_to_another_origin() {
+    let files = tempfile::tempdir().unwrap();
+    let upstream = RepoServer::serve(files.path());
+    let p = project(Some(
+        "allowed_hosts = [\"127.0.0.1\", \"localhost\"]\nallow_http = true",
+    ));
+    let wws = Wws::start(p.path());
+    let echo = upstream.url("echo?h=authorization");
+    upstream.redirect("same", &echo);
+    upstream.redirect("other", &echo.replace("127.0.0.1", "localhost"));
+    let (_, same) = fetch_through(&wws, &upstream.url("same"), "&auth=1");
+    assert_eq!(same, "200 true GET Bearer secret ");
+    let (_, other) = fetch_through(&wws, &upstream.url("other"), "&auth=1");
+    assert_eq!(other, "200 true GET - ");
+}
+
+#[test]
+fn redirect_modes_the_host_header_and_loading_time_are_handled() {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("data.txt"), "upstream data").unwrap();
+    let upstream = RepoServer::serve(files.path());
+    let p = project(Some("allowed_hosts = [\"127.0.0.1\"]\nallow_http = true"));
+    // A fetch while the worker loads is refused, saying why, and the start goes on.
+    p.file(
+        "early.js",
+        "fetch('http://127.0.0.1:9/').catch((e) => console.log('early: ' + e.message));\n\
+         addEventListener('fetch', (e) => e.respondWith(new Response('ok')));",
+    );
+    let wws = Wws::start(p.path());
+    assert!(
+        wws.output()
+            .contains("not available while the worker loads"),
+        "{}",
+        wws.output()
+    );
+
+    upstream.redirect("moved", &upstream.url("data.txt"));
+    let (_, manual) = fetch_through(&wws, &upstream.url("moved"), "&redirect=manual");
+    assert_eq!(manual, "302 false ");
+    let (status, error) = fetch_through(&wws, &upstream.url("moved"), "&redirect=error");
+    assert_eq!(status, 502);
+    assert!(error.contains("redirect: \"error\""), "{error}");
+
+    // The Host header is the URL's, whatever the worker sets.
+    let echo = upstream.url("echo?h=host");
+    let (_, text) = fetch_through(&wws, &echo, "&host=1");
+    let authority = echo
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap();
+    assert_eq!(text, format!("200 false GET {authority} "));
 }

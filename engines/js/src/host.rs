@@ -83,6 +83,8 @@ struct OutHead {
     method: String,
     url: String,
     headers: Vec<(String, String)>,
+    #[serde(default)]
+    redirect: Option<String>,
 }
 
 /// The host's answer: a response, or an error kind and message.
@@ -116,6 +118,7 @@ fn http_send<'js>(
         "url": head.url,
         "headers": head.headers,
         "body": body,
+        "redirect": head.redirect,
     })
     .to_string();
     // SAFETY: the host reads `len` bytes at `ptr`, which is `request`, alive for the call;

@@ -892,6 +892,11 @@ class BodyState {
   }
 
   json() {
+    // After the incoming text body was read with text(), as the original allowed.
+    if (this.readsAsText !== null && this.used) {
+      const text = this.readsAsText;
+      return new Promise((resolve) => resolve(JSON.parse(text)));
+    }
     return this.#take("json()") || this.#text().then((t) => JSON.parse(t));
   }
 

@@ -104,7 +104,7 @@ class Request {
       request.#headers = headers;
       request.#body = new BodyState(source);
       // Workers written for the original read the body as a string (see BodyState).
-      if (typeof source === "string") request.#body.readsAsText = source;
+      if (typeof source === "string" || source === null) request.#body.readsAsText = source || "";
       request.#params = params;
       return request;
     };
@@ -266,12 +266,16 @@ class Response {
     responseBody = (response) => response.#body;
     // A response fetch() received, from the host's answer (see src/host.rs `http_send`).
     responseFromNetwork = ({ status, headers, body, url, redirected }) => {
+      // `redirect: "manual"` answers the 3xx itself; 1xx and 6xx are no final answer.
+      if (status < 200 || status > 599) throw new TypeError(`fetch: ${url} answered with status ${status}, which is not a final response`);
       const nullBody = status === 204 || status === 205 || status === 304;
       const response = new Response(nullBody ? null : body, { status, headers });
+      response.#statusText = STATUS_TEXT[status] || "";
       response.#type = "basic";
       response.#url = url;
       response.#redirected = redirected;
       response.#impliedType = null;
+      headersSetImmutable(response.#headers);
       return response;
     };
     // True when the Content-Type is the one a plain string body implied, not one the worker
@@ -394,8 +398,12 @@ function fetch(input, init) {
       reject(error);
       return;
     }
+    if (request.signal.aborted) {
+      reject(request.signal.reason !== undefined ? request.signal.reason : new DOMException("fetch: the request was aborted", "AbortError"));
+      return;
+    }
     const send = (bytes) => {
-      const head = JSON.stringify({ method: request.method, url: request.url, headers: headersList(request.headers) });
+      const head = JSON.stringify({ method: request.method, url: request.url, headers: headersList(request.headers), redirect: request.redirect });
       const answer = host.httpSend(head, bytes);
       if (answer.error !== undefined) {
         throw new TypeError(`fetch: ${request.method} ${request.url} failed (${answer.error}): ${answer.message}`);
