@@ -1,8 +1,11 @@
 //! Where the project comes from: a local folder, or a git repository URL as the original
 //! accepted (`wws https://host/org/repo.git --git-folder examples/app`, spec §1.5). A repository
-//! is cloned with the `git` command into `<temp dir>/wws-git-<sha256 of the URL>`, reused (and
-//! fetched again) on the next start, and the ref asked for is checked out; the project is
-//! that checkout or the `--git-folder` inside it.
+//! is cloned with the `git` command into `<temp dir>/wws-git-<sha256 of the URL and the ref>`
+//! (two servers of different refs never share a checkout), reused and fetched again on the
+//! next start, and the ref asked for is checked out; the project is that checkout or the
+//! `--git-folder` inside it. A clone appears only complete (it is made beside and renamed), and
+//! the project, and its `public/`, must stay inside the checkout: a symlink in a repository
+//! cannot publish a folder of the host.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,24 +45,6 @@ pub fn resolve(location: &Path, git: &GitArgs) -> anyhow::Result<PathBuf> {
 /// Clones or updates `url`, checks out the ref `git` asks for (commit > tag > branch >
 /// the remote's default branch) and returns the project folder inside the checkout.
 fn checkout(url: &str, git: &GitArgs) -> anyhow::Result<PathBuf> {
-    let digest = wws_repository::download::sha256_hex(url.as_bytes());
-    let dir = std::env::temp_dir().join(format!("wws-git-{digest}"));
-    if dir.join(".git").is_dir() {
-        run_git(
-            Some(&dir),
-            &["fetch", "--quiet", "--tags", "--force", "origin"],
-        )
-        .with_context(|| format!("cannot update the clone of {url} in {}", dir.display()))?;
-    } else {
-        if dir.exists() {
-            // A clone that was interrupted: start again.
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot remove the broken clone {}", dir.display()))?;
-        }
-        let target = dir.to_string_lossy();
-        run_git(None, &["clone", "--quiet", "--no-checkout", url, &target])
-            .with_context(|| format!("cannot clone {url}; check the URL and your access to it"))?;
-    }
     let (what, rev) = if let Some(commit) = &git.git_commit {
         ("commit", commit.clone())
     } else if let Some(tag) = &git.git_tag {
@@ -69,9 +54,30 @@ fn checkout(url: &str, git: &GitArgs) -> anyhow::Result<PathBuf> {
     } else {
         ("default branch", "refs/remotes/origin/HEAD".to_string())
     };
-    run_git(Some(&dir), &["checkout", "--quiet", "--force", "--detach", &rev]).with_context(|| {
-        format!("cannot check out the {what} {rev:?} of {url}; check that it exists (--git-commit, --git-tag or --git-branch pick another)")
-    })?;
+    let key = format!("{url}\n{rev}");
+    let digest = wws_repository::download::sha256_hex(key.as_bytes());
+    let dir = std::env::temp_dir().join(format!("wws-git-{digest}"));
+    if dir.join(".git").is_dir() {
+        let fetch = ["fetch", "--quiet", "--tags", "--force", "--prune", "origin"];
+        run_git(Some(&dir), &fetch)
+            .with_context(|| format!("cannot update the clone of {url} in {}", dir.display()))?;
+        // The remote's default branch may have changed.
+        let _ = run_git(Some(&dir), &["remote", "set-head", "origin", "--auto"]);
+    } else {
+        clone(url, &dir)?;
+    }
+    let exists = format!("{rev}^{{commit}}");
+    if run_git(Some(&dir), &["rev-parse", "--verify", "--quiet", &exists]).is_err() {
+        bail!(
+            "{url} has no {what} {}; check the name (--git-commit, --git-tag or --git-branch pick another)",
+            rev.rsplit('/').next().unwrap_or(&rev)
+        );
+    }
+    run_git(
+        Some(&dir),
+        &["checkout", "--quiet", "--force", "--detach", &rev],
+    )
+    .with_context(|| format!("cannot check out the {what} {rev:?} of {url}"))?;
     let project = match &git.git_folder {
         Some(folder) => {
             let folder = Path::new(folder);
@@ -87,7 +93,7 @@ fn checkout(url: &str, git: &GitArgs) -> anyhow::Result<PathBuf> {
             }
             dir.join(folder)
         }
-        None => dir,
+        None => dir.clone(),
     };
     if !project.is_dir() {
         bail!(
@@ -95,7 +101,43 @@ fn checkout(url: &str, git: &GitArgs) -> anyhow::Result<PathBuf> {
             git.git_folder.as_deref().unwrap_or(".")
         );
     }
+    // A symlink in the repository must not make a folder of the host the project or its
+    // public files.
+    let checkout = dir.canonicalize()?;
+    for inside in [project.clone(), project.join("public")] {
+        if let Ok(real) = inside.canonicalize()
+            && !real.starts_with(&checkout)
+        {
+            bail!(
+                "{url}: {} leads outside the repository (a symlink to {}); wws does not serve it",
+                inside.strip_prefix(&dir).unwrap_or(&inside).display(),
+                real.display()
+            );
+        }
+    }
     Ok(project)
+}
+
+/// Clones `url` into `dir`: beside it first, then renamed, so an interrupted clone never
+/// leaves a `dir` that later starts would trust.
+fn clone(url: &str, dir: &Path) -> anyhow::Result<()> {
+    let partial = dir.with_extension(format!("partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot remove the broken clone {}", dir.display()))?;
+    }
+    let target = partial.to_string_lossy();
+    let cloned = run_git(None, &["clone", "--quiet", "--no-checkout", url, &target])
+        .with_context(|| format!("cannot clone {url}; check the URL and your access to it"))
+        .and_then(|()| {
+            std::fs::rename(&partial, dir)
+                .with_context(|| format!("cannot move the clone into {}", dir.display()))
+        });
+    if cloned.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    cloned
 }
 
 /// Runs `git ARGS` (in `dir`), failing with git's own message.

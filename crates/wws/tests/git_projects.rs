@@ -90,8 +90,16 @@ fn a_git_url_is_cloned_and_the_ref_asked_for_is_served() {
     let wws = start(&["--git-folder", "site", "--git-branch", "other"]);
     assert_eq!(wws.get_text("/", 200), "other");
     drop(wws);
-    let clones: Vec<_> = std::fs::read_dir(temp.path()).unwrap().collect();
-    assert_eq!(clones.len(), 1, "{clones:?}");
+    // One checkout per ref (two servers of different refs never share one), each reused.
+    let wws = start(&["--git-folder", "site"]);
+    assert_eq!(wws.get_text("/", 200), "v2");
+    drop(wws);
+    let clones: Vec<_> = std::fs::read_dir(temp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(clones.len(), 3, "{clones:?}");
+    assert!(clones.iter().all(|c| !c.contains("partial")), "{clones:?}");
 
     // A ref or folder that does not exist is an error naming it.
     for (args, needle) in [
@@ -125,6 +133,50 @@ fn urls_that_are_not_repositories_and_runtimes_on_a_url_are_clear_errors() {
     let err = stderr_of_failing(&["https://127.0.0.1:9/app.git", "runtimes", "check"]);
     assert!(
         err.contains("only manage runtimes in local projects"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_repository_cannot_publish_a_host_folder_through_a_symlink() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "host secret").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    git(w, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(
+        w.join("index.js"),
+        "addEventListener('fetch', (e) => e.respondWith(new Response('hi')));",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path(), w.join("public")).unwrap();
+    git(w, &["add", "."]);
+    git(w, &["commit", "--quiet", "-m", "symlink"]);
+    let served = tempfile::tempdir().unwrap();
+    git(
+        served.path(),
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            &w.to_string_lossy(),
+            "evil.git",
+        ],
+    );
+    git(&served.path().join("evil.git"), &["update-server-info"]);
+    let server = RepoServer::serve(served.path());
+    let url = server.url("evil.git");
+    let temp = tempfile::tempdir().unwrap();
+    let out = wws_command()
+        .arg(&url)
+        .args(["--port", "0"])
+        .env("TMPDIR", temp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("public") && err.contains("outside the repository"),
         "{err}"
     );
 }
