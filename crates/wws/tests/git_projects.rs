@@ -106,31 +106,33 @@ fn a_git_url_is_cloned_and_the_ref_asked_for_is_served() {
         (["--git-tag", "v9"], "v9"),
         (["--git-folder", "nope"], "nope"),
     ] {
-        let out = wws_command()
-            .arg(&url)
-            .args(args)
-            .args(["--port", "0"])
-            .env("TMPDIR", temp.path())
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
+        let mut all = vec![url.as_str(), "--port", "0"];
+        all.extend(args);
+        let err = stderr_of_failing(&all, temp.path());
         assert!(err.contains(needle) && err.contains(&url), "{err}");
     }
 }
 
-/// Runs `wws ARGS`, expects it to fail, and returns its stderr.
-fn stderr_of_failing(args: &[&str]) -> String {
-    let out = wws_command().args(args).output().unwrap();
+/// Runs `wws ARGS` with clones going to `temp`, expects it to fail, and returns its stderr.
+fn stderr_of_failing(args: &[&str], temp: &Path) -> String {
+    let out = wws_command()
+        .args(args)
+        .env("TMPDIR", temp)
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "wws {args:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
 fn urls_that_are_not_repositories_and_runtimes_on_a_url_are_clear_errors() {
-    let err = stderr_of_failing(&["https://127.0.0.1:9/site", "--port", "0"]);
+    let temp = tempfile::tempdir().unwrap();
+    let err = stderr_of_failing(&["https://127.0.0.1:9/site", "--port", "0"], temp.path());
     assert!(err.contains("not a git repository"), "{err}");
-    let err = stderr_of_failing(&["https://127.0.0.1:9/app.git", "runtimes", "check"]);
+    let err = stderr_of_failing(
+        &["https://127.0.0.1:9/app.git", "runtimes", "check"],
+        temp.path(),
+    );
     assert!(
         err.contains("only manage runtimes in local projects"),
         "{err}"
@@ -167,14 +169,7 @@ fn a_repository_cannot_publish_a_host_folder_through_a_symlink() {
     let server = RepoServer::serve(served.path());
     let url = server.url("evil.git");
     let temp = tempfile::tempdir().unwrap();
-    let out = wws_command()
-        .arg(&url)
-        .args(["--port", "0"])
-        .env("TMPDIR", temp.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_of_failing(&[&url, "--port", "0"], temp.path());
     assert!(
         err.contains("public") && err.contains("outside the repository"),
         "{err}"
