@@ -32,7 +32,7 @@ pub struct Worker {
     /// argv, environment and mounts, laid out once for every request.
     wasi: Arc<WasiSpec>,
     /// Set for programs with [`Program::scattered_writes`].
-    coalescer: Option<dirty_pages::Coalescer>,
+    coalescer: Option<Arc<dirty_pages::Coalescer>>,
     /// Live instances serving request after request (reuse mode), when the program asks for it.
     pool: Option<reuse::Pool>,
     /// Outbound HTTP it may make.
@@ -143,9 +143,7 @@ impl Worker {
             name,
             engine: engine.clone(),
             kind,
-            coalescer: program
-                .scattered_writes
-                .then(dirty_pages::Coalescer::default),
+            coalescer: program.scattered_writes.then(Arc::default),
             pool,
             http: program.http.clone(),
         })
@@ -253,7 +251,7 @@ impl Worker {
             Kind::Component(pre) => crate::slots::component_cost(pre.instance_pre().component()),
             _ => 1,
         };
-        let _slot = self.engine.slots().acquire(cost).await?;
+        let slot = self.engine.slots().acquire(cost).await?;
         let limits = self.engine.limits();
         let stdout = OutputBuffer::new(limits.max_output_bytes);
         let stderr = host::LogPipe::new(self.name.clone(), limits.max_stderr_bytes);
@@ -282,7 +280,9 @@ impl Worker {
                     }
                 }
                 .await;
-                classify(outcome, store.data().cpu.exhausted, limits)
+                let result = classify(outcome, store.data().cpu.exhausted, limits);
+                release_later(move || drop((store, slot)));
+                result
             }
             Kind::Command(core) | Kind::Reactor(core) | Kind::Ruby(core, ..) => {
                 let data = CoreHost::new(
@@ -291,11 +291,12 @@ impl Worker {
                     self.http.clone(),
                 );
                 let mut store = self.store(data);
+                let mut memory = None;
                 let outcome = async {
                     let instance = core.pre.instantiate_async(&mut store).await?;
-                    let memory = core.memory(&mut store, &instance);
+                    memory = core.memory(&mut store, &instance);
                     store.data_mut().wasi.set_memory(memory);
-                    let ran = match &self.kind {
+                    match &self.kind {
                         Kind::Command(_) | Kind::Reactor(_) => {
                             core.call_entry(&mut store, &instance).await
                         }
@@ -304,16 +305,18 @@ impl Worker {
                                 .await
                         }
                         Kind::Component(_) => unreachable!("handled above"),
-                    };
-                    if let Some(coalescer) = &self.coalescer
-                        && let Some(memory) = memory
-                    {
-                        coalescer.after_run(memory.data_mut(&mut store));
                     }
-                    ran
                 }
                 .await;
-                classify(outcome, store.data().cpu.exhausted, limits)
+                let result = classify(outcome, store.data().cpu.exhausted, limits);
+                let coalescer = self.coalescer.clone();
+                release_later(move || {
+                    if let (Some(coalescer), Some(memory)) = (coalescer, memory) {
+                        coalescer.after_run(memory.data_mut(&mut store));
+                    }
+                    drop((store, slot));
+                });
+                result
             }
         };
         stderr.finish();
@@ -325,6 +328,16 @@ impl Worker {
 
     fn store<T: HostState>(&self, data: T) -> Store<T> {
         new_store(&self.engine, data)
+    }
+}
+
+/// Runs what a finished request leaves to do (resetting the instance's memory when its store
+/// drops, then freeing its slot) on a task of its own: the response goes out first, and the
+/// client does not wait for the reset (tens of microseconds for a JS snapshot).
+fn release_later(cleanup: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(async move { cleanup() })),
+        Err(_) => cleanup(),
     }
 }
 
