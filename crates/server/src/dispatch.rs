@@ -151,7 +151,7 @@ impl App {
             Err(err) => {
                 tracing::error!(worker, path = parts.uri.path(), "worker {err}");
                 let status = match err {
-                    RunError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                    RunError::Timeout(_) | RunError::WallTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 return respond::worker_error(status);

@@ -6,6 +6,11 @@ pub enum RunError {
     /// The run used more CPU time than [`Limits::timeout`](crate::Limits).
     #[error("exceeded its CPU time limit of {0:?}")]
     Timeout(std::time::Duration),
+    /// The request took longer than [`Limits::wall_timeout`](crate::Limits), waiting included.
+    #[error(
+        "took longer than its wall-clock time limit of {0:?} (waiting for a timer, a fetch or an instance included)"
+    )]
+    WallTimeout(std::time::Duration),
     /// The instance tried to grow its memory past the limit.
     #[error("exceeded its memory limit of {} MiB", .0 >> 20)]
     MemoryLimit(usize),

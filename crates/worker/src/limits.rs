@@ -12,6 +12,11 @@ pub struct Limits {
     /// `None` (`--timeout-ms 0`) turns the limit off: the engine then compiles no epoch checks,
     /// and a worker that never returns keeps its thread busy until the server stops.
     pub timeout: Option<Duration>,
+    /// Wall-clock time one request may take (default 60 s), waiting included: for an instance,
+    /// a timer, a fetch. Past it the request is cancelled and its instance dropped, so a worker
+    /// that awaits forever cannot hold a slot while its client waits. `None`
+    /// (`--wall-timeout-ms 0`) turns it off.
+    pub wall_timeout: Option<Duration>,
     /// Largest stdout a run may produce (default 16 MiB); writing more fails the run.
     pub max_output_bytes: usize,
     /// Largest stderr kept for the log per run (default 64 KiB); the rest is cut, not an error.
@@ -36,6 +41,7 @@ impl Default for Limits {
         Self {
             max_memory_bytes: 256 << 20,
             timeout: Some(Duration::from_secs(30)),
+            wall_timeout: Some(Duration::from_secs(60)),
             max_output_bytes: 16 << 20,
             max_stderr_bytes: 64 << 10,
         }

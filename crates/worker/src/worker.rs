@@ -243,6 +243,17 @@ impl Worker {
 
     /// Runs the worker once with `stdin` in a fresh instance.
     pub async fn run(&self, stdin: Bytes) -> RunOutput {
+        let Some(limit) = self.engine.limits().wall_timeout else {
+            return self.run_unbounded(stdin).await;
+        };
+        // On expiry the run's future is dropped: wasmtime abandons the guest where it waits
+        // (or at its next epoch tick), and its store and slot are freed.
+        tokio::time::timeout(limit, self.run_unbounded(stdin))
+            .await
+            .unwrap_or(Err(RunError::WallTimeout(limit)))
+    }
+
+    async fn run_unbounded(&self, stdin: Bytes) -> RunOutput {
         if let Some(pool) = &self.pool {
             return pool.run(stdin).await;
         }

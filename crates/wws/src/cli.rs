@@ -123,6 +123,11 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = 30_000, env = "WWS_TIMEOUT_MS")]
     pub timeout_ms: u64,
 
+    /// Wall-clock time one request may take, in milliseconds, waiting for an instance, a timer
+    /// or a fetch included (more is a 504). 0 turns the limit off.
+    #[arg(long, default_value_t = 60_000, env = "WWS_WALL_TIMEOUT_MS")]
+    pub wall_timeout_ms: u64,
+
     /// Worker instances alive at once, over all workers; further requests wait for one.
     #[arg(long, default_value_t = wws_worker::slots::DEFAULT_SLOTS, env = "WWS_INSTANCE_SLOTS",
           value_parser = clap::value_parser!(u32).range(1..))]

@@ -1,5 +1,6 @@
-//! Limits: a worker in an infinite loop, one that eats memory, one that prints too much, and a
-//! request body over the limit each get a clear error while other routes keep answering.
+//! Limits: a worker in an infinite loop, one that waits forever, one that eats memory, one that
+//! prints too much, and a request body over the limit each get a clear error while other
+//! routes keep answering.
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
@@ -20,6 +21,12 @@ fn project() -> Project {
     p
 }
 
+/// A request cut by a limit took at least `limit` (less a margin) and clearly less than `never`.
+fn assert_stopped_between(took: Duration, limit: Duration, never: Duration) {
+    assert!(took >= limit, "stopped too early: {took:?}");
+    assert!(took < never, "limit not enforced: {took:?}");
+}
+
 #[test]
 fn infinite_loop_times_out_while_other_routes_answer() {
     let p = project();
@@ -38,14 +45,7 @@ fn infinite_loop_times_out_while_other_routes_answer() {
     }
     let (status, took) = looping.join().unwrap();
     assert_eq!(status, 504);
-    assert!(
-        took >= Duration::from_millis(900),
-        "stopped too early: {took:?}"
-    );
-    assert!(
-        took < Duration::from_secs(30),
-        "limit not enforced: {took:?}"
-    );
+    assert_stopped_between(took, Duration::from_millis(900), Duration::from_secs(30));
     wws.wait_for_output("CPU time limit");
 }
 
@@ -60,6 +60,46 @@ fn timeout_zero_turns_the_cpu_limit_off() {
     let unlimited = Wws::builder(p.path()).args(["--timeout-ms", "0"]).start();
     assert_eq!(unlimited.get_text("/sleep?ms=300", 200), "slept");
     assert_eq!(unlimited.get_text("/hello", 200), "Hello from wws");
+}
+
+#[test]
+fn a_request_that_waits_past_the_wall_clock_limit_gets_504_and_frees_its_slot() {
+    let p = project();
+    // A handler that awaits an hour-long timer: no CPU spent, so only a wall-clock limit ends it.
+    p.file(
+        "wait.js",
+        "addEventListener('fetch', (e) => e.respondWith(new Promise((ok) => setTimeout(() => ok(new Response('late')), 3600e3))));",
+    );
+    // One instance slot: the next request is answered only if the waiting one gave it back.
+    let wws = Wws::builder(p.path())
+        .args(["--wall-timeout-ms", "300", "--instance-slots", "1"])
+        .start();
+    let started = Instant::now();
+    let resp = client().get(wws.url("/wait")).send().unwrap();
+    let took = started.elapsed();
+    assert_eq!(resp.status().as_u16(), 504);
+    assert_stopped_between(took, Duration::from_millis(250), Duration::from_secs(20));
+    assert_eq!(wws.get_text("/hello", 200), "Hello from wws");
+    wws.wait_for_output("wall-clock time limit of 300ms");
+}
+
+#[test]
+fn the_wall_clock_limit_stops_a_busy_worker_too_and_zero_turns_it_off() {
+    let p = project();
+    // 2 s of busy work: under the CPU limit, over a 200 ms wall-clock limit.
+    let limited = Wws::builder(p.path())
+        .args(["--wall-timeout-ms", "200"])
+        .start();
+    let started = Instant::now();
+    let resp = client().get(limited.url("/sleep?ms=2000")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 504);
+    assert!(started.elapsed() < Duration::from_millis(1900));
+    assert_eq!(limited.get_text("/hello", 200), "Hello from wws");
+    drop(limited);
+    let unlimited = Wws::builder(p.path())
+        .args(["--wall-timeout-ms", "0"])
+        .start();
+    assert_eq!(unlimited.get_text("/sleep?ms=300", 200), "slept");
 }
 
 #[test]

@@ -71,6 +71,8 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(usize::MAX),
         timeout: (args.limits.timeout_ms > 0)
             .then(|| Duration::from_millis(args.limits.timeout_ms)),
+        wall_timeout: (args.limits.wall_timeout_ms > 0)
+            .then(|| Duration::from_millis(args.limits.wall_timeout_ms)),
         max_output_bytes: args.limits.max_output_size,
         ..Limits::default()
     };
