@@ -171,6 +171,88 @@ class Response:
         return json.dumps(out)
 
 
+class HttpError(Exception):
+    """An outbound request that was refused or failed: `kind` is `not-allowed` (the worker's
+    `[features.http_requests]` does not allow it), `invalid-request`, `timeout`,
+    `too-large`, `network-error` or `not-available` (reuse mode is off); `message` says why."""
+
+    def __init__(self, kind, message):
+        super().__init__(f"[{kind}] {message}")
+        self.kind = kind
+        self.message = message
+
+
+class FetchResponse:
+    """The answer to `fetch`: `status`, `headers` (lower-case names; a repeated header's values
+    joined with ", "), `body` (bytes), `url` (after redirects) and `redirected`."""
+
+    def __init__(self, answer):
+        self.status = answer["status"]
+        self.headers = {}
+        for name, value in answer.get("headers") or []:
+            name = name.lower()
+            self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers else value
+        self.body = binascii.a2b_base64(answer.get("body") or "")
+        self.url = answer.get("url", "")
+        self.redirected = bool(answer.get("redirected"))
+
+    @property
+    def ok(self):
+        return 200 <= self.status < 300
+
+    def text(self, encoding="utf-8"):
+        return self.body.decode(encoding, errors="replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<FetchResponse {self.status} {self.url}>"
+
+
+def fetch(url, method="GET", headers=None, body=None, redirect="follow"):
+    """Makes an outbound HTTP request through the host and returns a `FetchResponse`.
+
+    `headers` is a dict, `body` a str, bytes or None, `redirect` `follow`, `manual` or `error`.
+    Only hosts the worker's `[features.http_requests]` allows can be reached; a refusal or a
+    failure raises `HttpError`. The request goes over the reuse protocol (a call frame on
+    stdout, its answer on stdin), so it needs reuse mode, which Python workers have unless
+    their TOML sets `[runtime] reuse = false`.
+    """
+    if os.environ.get("WWS_REUSE") != "1":
+        raise HttpError("not-available", "outbound HTTP needs reuse mode: remove `reuse = false` from the worker's [runtime] table")
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    request = {
+        "method": str(method),
+        "url": str(url),
+        "headers": [[str(name), str(value)] for name, value in (headers or {}).items()],
+        "body": None if body is None else binascii.b2a_base64(bytes(body), newline=False).decode("ascii"),
+        "redirect": str(redirect),
+    }
+    out = _dumps(request)
+    _write(b"H%d\n%s" % (len(out), out))
+    answer = _read_frame(sys.stdin.buffer)
+    if answer is None:
+        raise HttpError("network-error", "the host closed the worker's input before answering")
+    answer = _loads(answer)
+    if "error" in answer:
+        raise HttpError(answer["error"], answer.get("message", ""))
+    return FetchResponse(answer)
+
+
+def _read_frame(stdin):
+    """One `<length>\\n<payload>` frame from `stdin`, or None at the end of input."""
+    header = stdin.readline()
+    if not header:
+        return None
+    size = int(header)
+    payload = stdin.read(size)
+    if len(payload) != size:
+        raise EOFError(f"frame truncated: {len(payload)} of {size} bytes")
+    return payload
+
+
 def handle(worker, input):
     """Run `worker` on one request object and return the output object (`data`, `status`, ...)."""
     Cache.init(input.get("kv"))
@@ -211,14 +293,10 @@ def _serve_loop(worker):
     """Reuse mode: `<length>\\n<json>` frames in and out until stdin ends."""
     stdin = sys.stdin.buffer
     while True:
-        header = stdin.readline()
-        if not header:
-            return
         try:
-            size = int(header)
-            payload = stdin.read(size)
-            if len(payload) != size:
-                raise EOFError(f"request frame truncated: {len(payload)} of {size} bytes")
+            payload = _read_frame(stdin)
+            if payload is None:
+                return
             out = _dumps(handle(worker, _loads(payload)))
         except Exception:
             _fail()

@@ -137,6 +137,74 @@ def json_to_request(input)
 end
 
 # The protocol side: request decoding, output encoding, single and reuse mode.
+# An outbound request that was refused or failed: `kind` is `not-allowed` (the worker's
+# `[features.http_requests]` does not allow it), `invalid-request`, `timeout`, `too-large`,
+# `network-error` or `not-available` (reuse mode is off).
+class HttpError < StandardError
+  attr_reader :kind
+
+  def initialize(kind, message)
+    super("[#{kind}] #{message}")
+    @kind = kind
+  end
+end
+
+# The answer to `fetch`: `status`, `headers` (lower-case names; a repeated header's values
+# joined with ", "), `body` (a binary String), `url` (after redirects) and `redirected`.
+class FetchResponse
+  attr_reader :status, :headers, :body, :url, :redirected
+
+  def initialize(answer)
+    @status = answer['status']
+    @headers = {}
+    (answer['headers'] || []).each do |name, value|
+      name = name.downcase
+      @headers[name] = @headers.key?(name) ? "#{@headers[name]}, #{value}" : value
+    end
+    @body = (answer['body'] || '').unpack1('m')
+    @url = answer['url'] || ''
+    @redirected = answer['redirected'] ? true : false
+  end
+
+  def ok?
+    (200..299).cover?(@status)
+  end
+
+  def text
+    @body.dup.force_encoding('UTF-8').scrub
+  end
+
+  def json
+    JSON.parse(text)
+  end
+end
+
+# Makes an outbound HTTP request through the host and returns a FetchResponse. `headers` is a
+# Hash, `body` a String or nil, `redirect` 'follow', 'manual' or 'error'. Only hosts the
+# worker's `[features.http_requests]` allows can be reached; a refusal or a failure raises
+# HttpError. The request goes over the reuse protocol (a call frame on stdout, its answer on
+# stdin), so it needs reuse mode, which Ruby workers have unless their TOML sets
+# `[runtime] reuse = false`.
+def fetch(url, method: 'GET', headers: {}, body: nil, redirect: 'follow')
+  unless ENV['WWS_REUSE'] == '1'
+    raise HttpError.new('not-available', "outbound HTTP needs reuse mode: remove `reuse = false` from the worker's [runtime] table")
+  end
+  request = {
+    'method' => method.to_s,
+    'url' => url.to_s,
+    'headers' => headers.map { |name, value| [name.to_s, value.to_s] },
+    'body' => body.nil? ? nil : [body.to_s].pack('m0'),
+    'redirect' => redirect.to_s
+  }
+  out = JSON.generate(request)
+  WWS.write("H#{out.bytesize}\n#{out}")
+  answer = WWS.read_frame
+  raise HttpError.new('network-error', "the host closed the worker's input before answering") if answer.nil?
+  answer = JSON.parse(answer.force_encoding('UTF-8'))
+  raise HttpError.new(answer['error'], answer['message'].to_s) if answer.key?('error')
+  FetchResponse.new(answer)
+end
+
 module WWS
   # `text` as a UTF-8 String, or nil when it holds bytes that are not text.
   def self.utf8(text)

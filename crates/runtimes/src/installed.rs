@@ -217,8 +217,9 @@ impl Installed {
             reuse,
             ruby_script: Some(format!("load \"/src/{index}\"")),
             scattered_writes: false,
-            // The interpreters as shipped import no `wws_http`; their polyfills cannot call it.
-            http: None,
+            // The interpreters as shipped import no `wws_http`: their polyfills reach it with
+            // call frames over the reuse channel (`wws_worker::reuse`).
+            http: config.http_requests.clone().map(std::sync::Arc::new),
         })
     }
 }

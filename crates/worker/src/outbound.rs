@@ -5,6 +5,8 @@
 //! returns the length of the answer, which `read(ptr)` then copies into the guest's memory:
 //! `{"status", "headers", "body": base64, "url", "redirected"}` or `{"error", "message"}`
 //! (`error` is one of the original's kinds: `invalid-request`, `not-allowed`, `timeout`, ...).
+//! Interpreters that cannot import them send the same JSON in reuse mode's call frames
+//! ([`answer`], `reuse.rs`).
 //!
 //! The policy is checked before the request and again on every redirect (the original let a
 //! redirect go anywhere). Nothing is allowed by default; plain `http://` only with
@@ -115,6 +117,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> anyhow::Result<()>
         },
     )?;
     Ok(())
+}
+
+/// Performs `request` (the JSON of `send`) and returns the answer's JSON (that of `read`):
+/// the same call for guests that reach the host through their stdio instead of an import
+/// (reuse mode's call frames, `reuse.rs`).
+pub(crate) async fn answer(policy: Option<&HttpRequests>, request: &[u8], limit: usize) -> Vec<u8> {
+    let answer = perform(policy, request, limit).await;
+    serde_json::to_vec(&answer).unwrap_or_else(|e| {
+        format!(r#"{{"error":"internal-error","message":"cannot encode the answer: {e}"}}"#)
+            .into_bytes()
+    })
 }
 
 fn guest_memory(caller: &mut Caller<'_, CoreHost>) -> wasmtime::Result<wasmtime::Memory> {

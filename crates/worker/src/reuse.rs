@@ -15,7 +15,11 @@
 //! - writes to a [`FrameStdout`] that parses `<decimal length>\n<json>` frames as they arrive and
 //!   hands each complete one to the request waiting for it. A frame longer than
 //!   [`Limits::max_output_bytes`](crate::Limits), a malformed header or a frame nobody asked
-//!   for traps the instance.
+//!   for traps the instance;
+//! - may write *call frames* (`H<length>\n<json>`) while it handles a request: an outbound
+//!   HTTP request, performed by `outbound.rs` under the worker's policy on a task of its own,
+//!   whose answer is queued on the guest's stdin as a plain frame. This is how interpreters
+//!   that cannot import host functions make outbound requests (runtimes/README.md).
 //!
 //! A request checks an instance out of the pool (never two requests in one instance at once),
 //! waits until the guest blocks reading stdin with nothing pending (so whatever it wrote for
@@ -108,6 +112,8 @@ pub(crate) struct Template {
     pub pre: InstancePre<CoreHost>,
     pub driver: Driver,
     pub wasi: Arc<WasiSpec>,
+    /// Outbound HTTP the worker may make through call frames.
+    pub http: Option<crate::outbound::Policy>,
 }
 
 /// The default number of live instances per worker: one per CPU core, at least 2.
@@ -382,7 +388,14 @@ impl Live {
         let (tx, rx) = oneshot::channel();
         let stdin = FrameStdin::default();
         let live = Self {
-            stdout: FrameStdout::new(limits.max_output_bytes, stdin.clone()),
+            stdout: FrameStdout::new(
+                limits.max_output_bytes,
+                stdin.clone(),
+                Calls {
+                    policy: t.http.clone(),
+                    limit: limits.max_output_bytes,
+                },
+            ),
             stdin,
             stderr: LogPipe::new(t.name.clone(), limits.max_stderr_bytes),
             budget: Arc::new(Budget::new(ticks_for(&t.engine))),
@@ -829,6 +842,9 @@ struct StdoutState {
     header: Vec<u8>,
     /// The frame being read: its announced length and the bytes so far.
     body: Option<(usize, BytesMut)>,
+    /// The frame being read is a call frame (`H<len>`), not a response.
+    call: bool,
+    calls: Calls,
     waiter: Option<Waiter>,
     failure: Option<FrameError>,
     /// The guest's stdin: an answer counts only once the whole request has been read.
@@ -843,9 +859,9 @@ struct Waiter {
 }
 
 impl FrameStdout {
-    fn new(max: usize, stdin: FrameStdin) -> Self {
+    fn new(max: usize, stdin: FrameStdin, calls: Calls) -> Self {
         Self {
-            shared: Arc::new(Mutex::new(StdoutState::new(max, stdin))),
+            shared: Arc::new(Mutex::new(StdoutState::new(max, stdin, calls))),
         }
     }
 
@@ -883,11 +899,13 @@ impl FrameStdout {
 }
 
 impl StdoutState {
-    fn new(max: usize, stdin: FrameStdin) -> Self {
+    fn new(max: usize, stdin: FrameStdin, calls: Calls) -> Self {
         Self {
             max,
             header: Vec::new(),
             body: None,
+            call: false,
+            calls,
             waiter: None,
             failure: None,
             stdin,
@@ -901,7 +919,9 @@ impl StdoutState {
                     let byte = bytes[0];
                     *bytes = &bytes[1..];
                     if byte == b'\n' {
-                        let len = std::str::from_utf8(&self.header)
+                        self.call = self.header.first() == Some(&CALL_MARK);
+                        let digits = &self.header[usize::from(self.call)..];
+                        let len = std::str::from_utf8(digits)
                             .ok()
                             .filter(|s| !s.is_empty())
                             .and_then(|s| s.parse::<usize>().ok())
@@ -917,7 +937,10 @@ impl StdoutState {
                         }
                         // The guest announced `len`; grow as bytes arrive instead of trusting it.
                         self.body = Some((len, BytesMut::with_capacity(len.min(64 << 10))));
-                    } else if byte.is_ascii_digit() && self.header.len() < MAX_HEADER {
+                    } else if (byte.is_ascii_digit()
+                        || (byte == CALL_MARK && self.header.is_empty()))
+                        && self.header.len() < MAX_HEADER
+                    {
                         self.header.push(byte);
                     } else {
                         self.header.push(byte);
@@ -938,6 +961,11 @@ impl StdoutState {
             {
                 let frame = std::mem::take(buf).freeze();
                 self.body = None;
+                if self.call {
+                    self.call = false;
+                    self.place_call(frame)?;
+                    continue;
+                }
                 let Some(waiter) = self.waiter.take() else {
                     return Err(FrameError::Protocol(
                         "the worker wrote a response frame while no request was pending (a late or second answer?)".into(),
@@ -956,6 +984,47 @@ impl StdoutState {
     }
 }
 
+impl StdoutState {
+    /// A complete call frame: performed on a task of its own, its answer queued on the guest's
+    /// stdin as a `<len>\n<json>` frame, which the guest reads next. Only while a request is
+    /// in flight and read: a call belongs to the request that made it.
+    fn place_call(&mut self, request: Bytes) -> Result<(), FrameError> {
+        let in_flight = self
+            .waiter
+            .as_ref()
+            .is_some_and(|w| self.stdin.consumed() >= w.request_end);
+        if !in_flight {
+            return Err(FrameError::Protocol(
+                "the worker wrote a call frame while no request it had read was pending".into(),
+            ));
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(FrameError::Protocol(
+                "a call frame outside the server's runtime".into(),
+            ));
+        };
+        let calls = self.calls.clone();
+        let stdin = self.stdin.clone();
+        drop(runtime.spawn(async move {
+            let answer =
+                crate::outbound::answer(calls.policy.as_deref(), &request, calls.limit).await;
+            stdin.push_frame(Bytes::from(answer));
+        }));
+        Ok(())
+    }
+}
+
+/// What a live instance may ask the host for with call frames: outbound HTTP.
+#[derive(Clone)]
+struct Calls {
+    policy: Option<crate::outbound::Policy>,
+    /// Largest response body accepted.
+    limit: usize,
+}
+
+/// First byte of a call frame's header (`H<len>\n<json>`), where a response frame has a digit.
+const CALL_MARK: u8 = b'H';
+
 impl Sink for FrameStdout {
     fn accept(&self, bytes: &[u8]) -> StreamResult<()> {
         self.push(bytes)
@@ -966,8 +1035,60 @@ impl Sink for FrameStdout {
 mod tests {
     use super::*;
 
+    /// Frames parsed with no outbound HTTP allowed.
+    fn state(max: usize, stdin: FrameStdin) -> StdoutState {
+        let calls = Calls {
+            policy: None,
+            limit: max,
+        };
+        StdoutState::new(max, stdin, calls)
+    }
+
+    #[test]
+    fn a_call_frame_without_a_request_in_flight_is_refused() {
+        let mut st = state(100, FrameStdin::default());
+        let mut bytes: &[u8] = b"H2\n{}";
+        assert!(matches!(st.parse(&mut bytes), Err(FrameError::Protocol(_))));
+        // `H` is a call mark only at the start of a header.
+        let mut st = state(100, FrameStdin::default());
+        let mut bytes: &[u8] = b"2H\n{}";
+        assert!(matches!(st.parse(&mut bytes), Err(FrameError::Protocol(_))));
+    }
+
+    #[tokio::test]
+    async fn a_call_is_answered_on_stdin_and_the_response_frame_still_answers_the_request() {
+        let stdin = FrameStdin::default();
+        let mut st = state(1000, stdin.clone());
+        let payload = Bytes::from("{}");
+        let end = stdin.pushed() + frame_len(payload.len());
+        let (tx, mut rx) = oneshot::channel();
+        st.waiter = Some(Waiter {
+            tx,
+            request_end: end,
+        });
+        stdin.push_frame(payload);
+        assert_eq!(stdin.take(100).as_deref(), Some(&b"2\n"[..]));
+        assert_eq!(stdin.take(100).as_deref(), Some(&b"{}"[..]));
+        let call = br#"{"method":"GET","url":"https://example.com/"}"#;
+        let mut bytes: &[u8] = &[format!("H{}\n", call.len()).as_bytes(), call].concat();
+        st.parse(&mut bytes).unwrap();
+        // No policy: the answer is a refusal that names the setting, as a plain frame.
+        std::future::poll_fn(|cx| stdin.poll_ready(cx)).await;
+        let header = stdin.take(100).unwrap();
+        let answer = stdin.take(1000).unwrap();
+        assert_eq!(header, format!("{}\n", answer.len()));
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.contains("not-allowed") && answer.contains("http_requests"),
+            "{answer}"
+        );
+        let mut bytes: &[u8] = b"2\n{}";
+        st.parse(&mut bytes).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), Bytes::from("{}"));
+    }
+
     fn frames(max: usize, chunks: &[&[u8]]) -> (Result<(), FrameError>, Vec<Bytes>) {
-        let mut st = StdoutState::new(max, FrameStdin::default());
+        let mut st = state(max, FrameStdin::default());
         let mut got = Vec::new();
         let mut rx = None;
         for chunk in chunks {
@@ -1009,7 +1130,7 @@ mod tests {
 
     #[test]
     fn a_frame_nobody_asked_for_is_refused() {
-        let mut st = StdoutState::new(100, FrameStdin::default());
+        let mut st = state(100, FrameStdin::default());
         let mut bytes: &[u8] = b"2\n{}";
         assert!(matches!(st.parse(&mut bytes), Err(FrameError::Protocol(_))));
     }
@@ -1017,7 +1138,7 @@ mod tests {
     #[test]
     fn an_answer_before_the_whole_request_was_read_is_refused() {
         let stdin = FrameStdin::default();
-        let mut st = StdoutState::new(100, stdin.clone());
+        let mut st = state(100, stdin.clone());
         let payload = Bytes::from("{\"n\":1}");
         let end = stdin.pushed() + frame_len(payload.len());
         let (tx, mut rx) = oneshot::channel();

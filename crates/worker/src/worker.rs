@@ -135,6 +135,7 @@ impl Worker {
                 pre,
                 driver,
                 wasi: wasi.clone(),
+                http: program.http.clone(),
             };
             Some(reuse::Pool::new(template, max_requests, reuse::default_instances()))
         });

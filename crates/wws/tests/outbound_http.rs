@@ -1,4 +1,4 @@
-//! Outbound HTTP from JavaScript workers (`fetch`), within `[features.http_requests]`: real
+//! Outbound HTTP from JavaScript, Rust, Python and Ruby workers, within `[features.http_requests]`: real
 //! requests to an upstream on 127.0.0.1, and every kind of refusal with a message that says
 //! which setting to change.
 
@@ -209,4 +209,118 @@ fn redirect_modes_the_host_header_and_loading_time_are_handled() {
         .next()
         .unwrap();
     assert_eq!(text, format!("200 false GET {authority} "));
+}
+
+/// An interpreted worker that fetches the `x-to` header's URL (method `x-method`, body
+/// `x-body`) and answers `status redirected content-length text`, or `kind: message` with 502.
+struct Interpreted {
+    runtime: &'static str,
+    ext: &'static str,
+    worker: &'static str,
+}
+
+const PYTHON: Interpreted = Interpreted {
+    runtime: "python",
+    ext: "py",
+    worker: r##"
+def worker(req):
+    try:
+        r = fetch(req.headers["x-to"], method=req.headers.get("x-method", "GET"),
+                  headers={"x-test": "from-worker"}, body=req.headers.get("x-body"))
+        return Response(f"{r.status} {'yes' if r.redirected else 'no'} {r.headers.get('content-length')} {r.text()}")
+    except HttpError as e:
+        return Response(f"{e.kind}: {e.message}", 502)
+"##,
+};
+
+const RUBY: Interpreted = Interpreted {
+    runtime: "ruby",
+    ext: "rb",
+    worker: r##"
+def worker(req)
+  r = fetch(req.headers['x-to'], method: req.headers['x-method'] || 'GET',
+            headers: { 'x-test' => 'from-worker' }, body: req.headers['x-body'])
+  Response.ok("#{r.status} #{r.redirected ? 'yes' : 'no'} #{r.headers['content-length']} #{r.text}")
+rescue HttpError => e
+  Response.new("#{e.kind}: #{e.message}", 502)
+end
+"##,
+};
+
+#[test]
+fn python_workers_fetch_through_the_reuse_channel() {
+    interpreted_workers_fetch(&PYTHON);
+}
+
+#[test]
+fn ruby_workers_fetch_through_the_reuse_channel() {
+    interpreted_workers_fetch(&RUBY);
+}
+
+fn interpreted_workers_fetch(lang: &Interpreted) {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("data.txt"), "upstream data").unwrap();
+    let upstream = RepoServer::serve(files.path());
+    let repo = RepoServer::serve(wws_test_support::fixtures::runtime_repository());
+    let p = Project::new();
+    wws_test_support::repo_server::install_runtime(p.path(), &repo, lang.runtime, "latest");
+    p.file(&format!("index.{}", lang.ext), lang.worker);
+    p.file(
+        "index.toml",
+        "name = \"index\"\nversion = \"1\"\n[features.http_requests]\nallowed_hosts = [\"127.0.0.1\"]\nallow_http = true\nallowed_methods = [\"GET\", \"POST\"]\n",
+    );
+    p.file(&format!("fresh.{}", lang.ext), lang.worker);
+    p.file(
+        "fresh.toml",
+        "name = \"fresh\"\nversion = \"1\"\n[runtime]\nreuse = false\n[features.http_requests]\nallowed_hosts = [\"127.0.0.1\"]\nallow_http = true\n",
+    );
+    let wws = Wws::builder(p.path())
+        .args(["--cache-dir"])
+        .args([wws_test_support::fixtures::module_cache_dir()])
+        .start();
+    let call = |path: &str, headers: &[(&str, &str)]| {
+        let mut req = wws_test_support::wws::client().get(wws.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+    let data = upstream.url("data.txt");
+    // Several requests in a row: each call's answer is read before the response goes out.
+    for _ in 0..3 {
+        assert_eq!(
+            call("/", &[("x-to", &data)]),
+            (200, "200 no 13 upstream data".to_owned())
+        );
+    }
+    let echo = upstream.url("echo");
+    let post = [
+        ("x-to", echo.as_str()),
+        ("x-method", "POST"),
+        ("x-body", "hi"),
+    ];
+    assert_eq!(
+        call("/", &post),
+        (200, "200 no 19 POST from-worker hi".to_owned())
+    );
+    upstream.redirect("old.txt", &data);
+    let (_, text) = call("/", &[("x-to", &upstream.url("old.txt"))]);
+    assert!(text.starts_with("200 yes"), "{text}");
+    // Refusals raise HttpError with the original's kinds and name the setting.
+    let (status, text) = call("/", &[("x-to", &data.replace("127.0.0.1", "localhost"))]);
+    assert_eq!(status, 502);
+    assert!(
+        text.starts_with("not-allowed:") && text.contains("allowed_hosts"),
+        "{text}"
+    );
+    let (_, text) = call("/", &[("x-to", &echo), ("x-method", "DELETE")]);
+    assert!(text.contains("allowed_methods"), "{text}");
+    // A fresh interpreter per request has no channel for the answer: it says so.
+    let (status, text) = call("/fresh", &[("x-to", &data)]);
+    assert_eq!(status, 502);
+    assert!(
+        text.starts_with("not-available:") && text.contains("reuse"),
+        "{text}"
+    );
 }
