@@ -12,6 +12,8 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
+use wws_worker::config::Folder;
+
 use crate::cli::GitArgs;
 
 /// True when `location` names a git repository rather than a folder: an `http(s)://` URL
@@ -21,12 +23,57 @@ pub fn is_git_url(location: &str) -> bool {
         && location.trim_end_matches('/').ends_with(".git")
 }
 
-/// The project folder for `location`: `location` itself, or the checkout of the git
-/// repository it names. Errors say what to do (install git, pick a ref, fix the URL).
-pub fn resolve(location: &Path, git: &GitArgs) -> anyhow::Result<PathBuf> {
+/// The project to serve.
+pub struct Project {
+    /// The project folder.
+    pub folder: PathBuf,
+    /// For a git URL: the repository, whose workers may mount only its own folders.
+    pub repository: Option<Repository>,
+}
+
+/// A checkout of a git repository, content wws did not get from its user's disk.
+pub struct Repository {
+    pub url: String,
+    /// The checkout's canonical path.
+    pub checkout: PathBuf,
+}
+
+impl Repository {
+    /// Refuses a worker's `[[folders]]` entry that mounts a host folder outside the
+    /// repository: whoever can push to it could otherwise publish any folder of the host.
+    pub fn check_folders(&self, toml: &Path, folders: &[Folder]) -> anyhow::Result<()> {
+        for (i, folder) in folders.iter().enumerate() {
+            let real = folder
+                .from
+                .canonicalize()
+                .unwrap_or_else(|_| folder.from.clone());
+            if !real.starts_with(&self.checkout) {
+                bail!(
+                    "{}: `folders[{i}].from` = {} is outside the repository {}: a project served from a git URL may mount only its own folders; to mount host folders, clone it and serve the local folder",
+                    toml.display(),
+                    folder.from.display(),
+                    self.url
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The project for `location`: the folder itself, or the checkout of the git repository it
+/// names. Errors say what to do (install git, pick a ref, fix the URL).
+pub fn resolve(location: &Path, git: &GitArgs) -> anyhow::Result<Project> {
     let text = location.to_string_lossy();
     if is_git_url(&text) {
-        return checkout(&text, git);
+        let (folder, checkout) = checkout(&text, git)?;
+        let repository = Repository {
+            url: text.into_owned(),
+            checkout,
+        };
+        return Ok(Project {
+            folder,
+            repository: Some(repository),
+        });
     }
     if text.starts_with("https://") || text.starts_with("http://") {
         bail!(
@@ -39,12 +86,16 @@ pub fn resolve(location: &Path, git: &GitArgs) -> anyhow::Result<PathBuf> {
             location.display()
         );
     }
-    Ok(location.to_path_buf())
+    Ok(Project {
+        folder: location.to_path_buf(),
+        repository: None,
+    })
 }
 
 /// Clones or updates `url`, checks out the ref `git` asks for (commit > tag > branch >
-/// the remote's default branch) and returns the project folder inside the checkout.
-fn checkout(url: &str, git: &GitArgs) -> anyhow::Result<PathBuf> {
+/// the remote's default branch) and returns the project folder inside the checkout and the
+/// checkout's canonical path.
+fn checkout(url: &str, git: &GitArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (what, rev) = if let Some(commit) = &git.git_commit {
         ("commit", commit.clone())
     } else if let Some(tag) = &git.git_tag {
@@ -115,7 +166,7 @@ fn checkout(url: &str, git: &GitArgs) -> anyhow::Result<PathBuf> {
             );
         }
     }
-    Ok(project)
+    Ok((project, checkout))
 }
 
 /// Clones `url` into `dir`: beside it first, then renamed, so an interrupted clone never

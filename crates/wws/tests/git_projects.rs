@@ -152,26 +152,71 @@ fn a_repository_cannot_publish_a_host_folder_through_a_symlink() {
     )
     .unwrap();
     std::os::unix::fs::symlink(outside.path(), w.join("public")).unwrap();
-    git(w, &["add", "."]);
-    git(w, &["commit", "--quiet", "-m", "symlink"]);
     let served = tempfile::tempdir().unwrap();
-    git(
-        served.path(),
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            &w.to_string_lossy(),
-            "evil.git",
-        ],
-    );
-    git(&served.path().join("evil.git"), &["update-server-info"]);
     let server = RepoServer::serve(served.path());
-    let url = server.url("evil.git");
+    let url = server.url(&commit_and_publish(w, served.path(), "evil.git"));
     let temp = tempfile::tempdir().unwrap();
     let err = stderr_of_failing(&[&url, "--port", "0"], temp.path());
     assert!(
         err.contains("public") && err.contains("outside the repository"),
         "{err}"
     );
+}
+
+#[test]
+fn a_repository_may_mount_its_own_folders_but_no_host_folder() {
+    let outside = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    git(w, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::create_dir_all(w.join("site")).unwrap();
+    std::fs::create_dir_all(w.join("data")).unwrap();
+    std::fs::write(w.join("data/file.txt"), "data").unwrap();
+    let worker = "addEventListener('fetch', (e) => e.respondWith(new Response('hi')));";
+    std::fs::write(w.join("site/index.js"), worker).unwrap();
+    // A folder of the repository itself, beside the project folder: allowed.
+    std::fs::write(
+        w.join("site/index.toml"),
+        "name = \"index\"\nversion = \"1\"\n[[folders]]\nfrom = \"../data\"\nto = \"/data\"\n",
+    )
+    .unwrap();
+    std::fs::write(w.join("site/host.js"), worker).unwrap();
+    let host_folder = format!(
+        "name = \"host\"\nversion = \"1\"\n[[folders]]\nfrom = {:?}\nto = \"/host\"\n",
+        outside.path().to_str().unwrap()
+    );
+    std::fs::write(w.join("site/host.toml"), host_folder).unwrap();
+    let served = tempfile::tempdir().unwrap();
+    let server = RepoServer::serve(served.path());
+    let url = server.url(&commit_and_publish(w, served.path(), "mounts.git"));
+    let temp = tempfile::tempdir().unwrap();
+    let err = stderr_of_failing(&[&url, "--git-folder", "site", "--port", "0"], temp.path());
+    assert!(
+        err.contains("host.toml")
+            && err.contains("folders[0].from")
+            && err.contains("outside the repository"),
+        "{err}"
+    );
+    // Without the worker that mounts a host folder, the repository is served.
+    git(w, &["rm", "--quiet", "site/host.js", "site/host.toml"]);
+    commit_and_publish(w, served.path(), "mounts.git");
+    let wws = Wws::builder(&url)
+        .args(["--git-folder", "site"])
+        .env("TMPDIR", temp.path().to_str().unwrap())
+        .start();
+    assert_eq!(wws.get_text("/", 200), "hi");
+}
+
+/// Commits everything in the work tree `w` and publishes it as `<served>/<name>` for git's
+/// dumb HTTP protocol (replacing an earlier publication); returns `name`.
+fn commit_and_publish(w: &Path, served: &Path, name: &str) -> String {
+    git(w, &["add", "."]);
+    git(w, &["commit", "--quiet", "--allow-empty", "-m", "publish"]);
+    let _ = std::fs::remove_dir_all(served.join(name));
+    git(
+        served,
+        &["clone", "--quiet", "--bare", &w.to_string_lossy(), name],
+    );
+    git(&served.join(name), &["update-server-info"]);
+    name.to_owned()
 }

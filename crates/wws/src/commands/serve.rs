@@ -17,6 +17,7 @@ use wws_worker::slots::SlotConfig;
 use wws_worker::{Engine, Limits, Worker};
 
 use crate::cli::ServeArgs;
+use crate::project::Repository;
 
 /// Prints a line of the startup report; a closed stdout must not stop the server.
 fn say(line: impl std::fmt::Display) {
@@ -36,7 +37,8 @@ pub fn run(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
             "--enable-panel: the admin panel of the original wws is not part of wws; serving without it"
         );
     }
-    let path = crate::project::resolve(path, &args.git)?;
+    let project = crate::project::resolve(path, &args.git)?;
+    let path = project.folder;
     let root = path
         .canonicalize()
         .with_context(|| format!("the project folder {} does not exist", path.display()))?;
@@ -51,10 +53,14 @@ pub fn run(path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .thread_name("wws")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(&root, args))
+    runtime.block_on(serve(&root, project.repository.as_ref(), args))
 }
 
-async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+async fn serve(
+    root: &Path,
+    repository: Option<&Repository>,
+    args: ServeArgs,
+) -> anyhow::Result<ExitCode> {
     say(format_args!("⚙️  Loading routes from: {}", root.display()));
     let runtimes = Runtimes::new(installed_runtimes(root, args.install_runtimes)?)?;
     let files = wws_router::discover(root, &runtimes.extensions(), &args.ignore)?;
@@ -85,7 +91,7 @@ async fn serve(root: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         queue_timeout: Duration::from_millis(args.limits.queue_timeout_ms),
     };
     let engine = Engine::with_slots(limits.clone(), Some(&cache_dir), slots)?;
-    let endpoints = prepare_workers(root, &routes, &runtimes, &engine)?;
+    let endpoints = prepare_workers(root, repository, &routes, &runtimes, &engine)?;
     say(format_args!(
         "✅ Workers loaded in {:?}.",
         started.elapsed()
@@ -157,6 +163,7 @@ fn installed_runtimes(
 /// runtime through its handle.
 fn prepare_workers(
     root: &Path,
+    repository: Option<&Repository>,
     routes: &Routes,
     runtimes: &Runtimes,
     engine: &Engine,
@@ -181,7 +188,8 @@ fn prepare_workers(
                         if failed.load(Ordering::Relaxed) {
                             break;
                         }
-                        let result = handle.block_on(prepare_worker(root, rel, runtimes, engine));
+                        let result = handle
+                            .block_on(prepare_worker(root, repository, rel, runtimes, engine));
                         if result.is_err() {
                             failed.store(true, Ordering::Relaxed);
                         }
@@ -207,12 +215,16 @@ fn prepare_workers(
 /// Reads the worker's TOML, builds its program and links it.
 async fn prepare_worker(
     root: &Path,
+    repository: Option<&Repository>,
     rel: &Path,
     runtimes: &Runtimes,
     engine: &Engine,
 ) -> anyhow::Result<Endpoint> {
     let host_env = |name: &str| std::env::var(name).ok();
     let config = WorkerConfig::load_for(&root.join(rel), host_env)?;
+    if let Some(repository) = repository {
+        repository.check_folders(&rel.with_extension("toml"), &config.folders)?;
+    }
     let program = runtimes.program(engine, root, rel, &config).await?;
     let worker = Worker::prepare(engine, program)?;
     Ok(Endpoint {
