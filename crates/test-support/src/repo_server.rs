@@ -7,7 +7,8 @@
 //! path with a 302, and every request is logged so a test can wait for one
 //! ([`RepoServer::wait_for_request`]) instead of sleeping. The path `echo` answers
 //! `METHOD HEADER BODY`: the request's method, its `x-test` header (or the one `?h=` names;
-//! `-` when absent) and its body.
+//! `-` when absent) and its body. The path `barrier?n=N` answers `open` only once N requests
+//! have reached it: requests that must be in flight together (or never answer).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -39,6 +40,9 @@ struct State {
     redirect: Mutex<HashMap<String, String>>,
     log: Mutex<Vec<String>>,
     logged: Condvar,
+    /// Requests that reached `barrier` so far.
+    barrier: Mutex<usize>,
+    barrier_moved: tokio::sync::Notify,
 }
 
 impl RepoServer {
@@ -188,6 +192,26 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<RepoBody> {
     {
         state.log.lock().unwrap().push(path.clone());
         state.logged.notify_all();
+    }
+    if path == "barrier" {
+        let n: usize = req
+            .uri()
+            .query()
+            .and_then(|q| q.strip_prefix("n="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2);
+        *state.barrier.lock().unwrap() += 1;
+        state.barrier_moved.notify_waiters();
+        loop {
+            let moved = state.barrier_moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            if *state.barrier.lock().unwrap() >= n {
+                break;
+            }
+            moved.await;
+        }
+        return Response::new(RepoBody::Full(Full::new(Bytes::from_static(b"open"))));
     }
     if path == "echo" {
         let method = req.method().to_string();

@@ -34,6 +34,14 @@ pub(crate) struct CoreHost {
     pub http_answer: Vec<u8>,
     /// Set while a snapshot is taken: outbound HTTP is refused, saying why.
     pub http_loading: bool,
+    /// Requests started with `wws_http.start`, answered in the order they finish; dropping
+    /// the store aborts those still in flight.
+    pub http_inflight: tokio::task::JoinSet<(u32, Vec<u8>)>,
+    /// Answers known as soon as their request started (refusals while loading), before those
+    /// of `http_inflight`.
+    pub http_ready: Vec<(u32, Vec<u8>)>,
+    /// Id of the next started request.
+    pub http_next_id: u32,
 }
 
 impl CoreHost {
@@ -52,6 +60,9 @@ impl CoreHost {
             http_limit: limits.max_output_bytes,
             http_answer: Vec::new(),
             http_loading: false,
+            http_inflight: tokio::task::JoinSet::new(),
+            http_ready: Vec::new(),
+            http_next_id: 0,
         }
     }
 }

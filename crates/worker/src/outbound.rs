@@ -1,10 +1,15 @@
 //! Outbound HTTP for guests, as the worker's `[features.http_requests]` allows (spec §3.7).
 //!
-//! Two host calls of module `wws_http`: `send(ptr, len) -> len` takes a request as JSON
+//! Host calls of module `wws_http`. `send(ptr, len) -> len` takes a request as JSON
 //! (`{"method", "url", "headers": [[name, value]], "body": base64 or null}`), performs it, and
 //! returns the length of the answer, which `read(ptr)` then copies into the guest's memory:
 //! `{"status", "headers", "body": base64, "url", "redirected"}` or `{"error", "message"}`
 //! (`error` is one of the original's kinds: `invalid-request`, `not-allowed`, `timeout`, ...).
+//! So that requests overlap (JavaScript's `Promise.all` of fetches), `start(ptr, len) -> id`
+//! takes the same request and returns at once, and `wait(timeout_ms) -> i64` waits for the
+//! next started request to finish: its id in the high 32 bits and its answer's length in the
+//! low ones, for `read`; -1 when none finished within `timeout_ms` (negative: no limit), -2
+//! when none is in flight.
 //! Interpreters that cannot import them send the same JSON in reuse mode's call frames
 //! ([`answer`], `reuse.rs`).
 //!
@@ -37,6 +42,8 @@ const CONNECTION_HEADERS: [&str; 6] = [
     "keep-alive",
     "upgrade",
 ];
+/// Why a request made while a snapshot is taken is refused.
+const LOADING: &str = "outbound HTTP is not available while the worker loads (its answer would be frozen into the snapshot): call fetch inside the handler";
 /// Request headers dropped when a redirect leaves the origin.
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
@@ -91,10 +98,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> anyhow::Result<()>
                 let policy = caller.data().http.clone();
                 let limit = caller.data().http_limit;
                 let answer = if caller.data().http_loading {
-                    fail(
-                        "not-allowed",
-                        "outbound HTTP is not available while the worker loads (its answer would be frozen into the snapshot): call fetch inside the handler",
-                    )
+                    fail("not-allowed", LOADING)
                 } else {
                     perform(policy.as_deref(), &request, limit).await
                 };
@@ -102,6 +106,67 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> anyhow::Result<()>
                 let n = u32::try_from(json.len())?;
                 caller.data_mut().http_answer = json;
                 Ok(n)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "wws_http",
+        "start",
+        |mut caller: Caller<'_, CoreHost>, ptr: u32, len: u32| -> wasmtime::Result<u32> {
+            let request = guest_bytes(&mut caller, ptr, len)?;
+            let host = caller.data_mut();
+            let id = host.http_next_id;
+            host.http_next_id = id.wrapping_add(1);
+            let runtime = tokio::runtime::Handle::try_current();
+            match runtime {
+                Ok(runtime) if !host.http_loading => {
+                    let policy = host.http.clone();
+                    let limit = host.http_limit;
+                    host.http_inflight.spawn_on(
+                        async move { (id, answer(policy.as_deref(), &request, limit).await) },
+                        &runtime,
+                    );
+                }
+                _ => {
+                    let refusal = serde_json::to_vec(&fail("not-allowed", LOADING))?;
+                    host.http_ready.push((id, refusal));
+                }
+            }
+            Ok(id)
+        },
+    )?;
+    linker.func_wrap_async(
+        "wws_http",
+        "wait",
+        |mut caller: Caller<'_, CoreHost>, (timeout_ms,): (i64,)| {
+            Box::new(async move {
+                let host = caller.data_mut();
+                if !host.http_ready.is_empty() {
+                    let (id, json) = host.http_ready.remove(0);
+                    let len = u32::try_from(json.len())?;
+                    host.http_answer = json;
+                    return Ok((i64::from(id) << 32) | i64::from(len));
+                }
+                if host.http_inflight.is_empty() {
+                    return Ok(-2);
+                }
+                let next = host.http_inflight.join_next();
+                let finished = match u64::try_from(timeout_ms) {
+                    Ok(ms) => tokio::time::timeout(Duration::from_millis(ms), next)
+                        .await
+                        .ok()
+                        .flatten(),
+                    Err(_) => next.await,
+                };
+                let Some(finished) = finished else {
+                    return Ok(-1i64);
+                };
+                let (id, json) = finished.map_err(|e| {
+                    wasmtime::Error::msg(format!("an outbound request's task failed: {e}"))
+                })?;
+                let len = u32::try_from(json.len())?;
+                host.http_answer = json;
+                Ok((i64::from(id) << 32) | i64::from(len))
             })
         },
     )?;

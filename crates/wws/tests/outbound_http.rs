@@ -211,6 +211,48 @@ fn redirect_modes_the_host_header_and_loading_time_are_handled() {
     assert_eq!(text, format!("200 false GET {authority} "));
 }
 
+#[test]
+fn fetches_overlap_and_an_aborted_one_rejects_at_once() {
+    let files = tempfile::tempdir().unwrap();
+    let upstream = RepoServer::serve(files.path());
+    let p = Project::new();
+    // Both requests must be at the upstream together before either is answered: one at a
+    // time, the first would wait for the second forever.
+    p.file(
+        "both.js",
+        "addEventListener('fetch', (e) => e.respondWith((async () => {\n\
+           const to = new URL(e.request.url).searchParams.get('to');\n\
+           const [a, b] = await Promise.all([fetch(to), fetch(to)]);\n\
+           return new Response(`${await a.text()} ${await b.text()}`);\n\
+         })()));",
+    );
+    // A request that cannot be answered, aborted by a timer.
+    p.file(
+        "abort.js",
+        "addEventListener('fetch', (e) => e.respondWith((async () => {\n\
+           const to = new URL(e.request.url).searchParams.get('to');\n\
+           const c = new AbortController();\n\
+           setTimeout(() => c.abort(), 20);\n\
+           try { await fetch(to, { signal: c.signal }); return new Response('answered'); }\n\
+           catch (error) { return new Response(error.name); }\n\
+         })()));",
+    );
+    let grant = "[features.http_requests]\nallowed_hosts = [\"127.0.0.1\"]\nallow_http = true\n";
+    p.file(
+        "both.toml",
+        format!("name = \"both\"\nversion = \"1\"\n{grant}"),
+    );
+    p.file(
+        "abort.toml",
+        format!("name = \"abort\"\nversion = \"1\"\n{grant}"),
+    );
+    let wws = Wws::start(p.path());
+    let both = format!("/both?to={}", urlencode(&upstream.url("barrier?n=2")));
+    assert_eq!(wws.get_text(&both, 200), "open open");
+    let abort = format!("/abort?to={}", urlencode(&upstream.url("barrier?n=99")));
+    assert_eq!(wws.get_text(&abort, 200), "AbortError");
+}
+
 /// An interpreted worker that fetches the `x-to` header's URL (method `x-method`, body
 /// `x-body`) and answers `status redirected content-length text`, or `kind: message` with 502.
 struct Interpreted {

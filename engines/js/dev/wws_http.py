@@ -20,5 +20,18 @@ def define(linker):
     def read(caller, ptr):
         caller["memory"].write(caller, REFUSAL, ptr)
 
+    started = []
+
+    def start(caller, ptr, length):
+        started.append(len(started))
+        return started[-1]
+
+    def wait(caller, timeout_ms):
+        if not started:
+            return -1
+        return (started.pop(0) << 32) | len(REFUSAL)
+
     linker.define_func("wws_http", "send", wasmtime.FuncType([i32, i32], [i32]), send, access_caller=True)
+    linker.define_func("wws_http", "start", wasmtime.FuncType([i32, i32], [i32]), start, access_caller=True)
+    linker.define_func("wws_http", "wait", wasmtime.FuncType([wasmtime.ValType.i64()], [wasmtime.ValType.i64()]), wait, access_caller=True)
     linker.define_func("wws_http", "read", wasmtime.FuncType([i32], []), read, access_caller=True)

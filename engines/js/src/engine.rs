@@ -158,7 +158,7 @@ impl Engine {
                     None => continue,
                 }
             }
-            let ran = worker::run_next_timer(&internal)
+            let ran = worker::run_next_event(ctx, &internal)
                 .map_err(|e| self.report(ctx, Some(&internal), e))?;
             if !ran {
                 return Err(format!(
@@ -239,6 +239,11 @@ fn load_in<'js>(
     call(&internal, "warmUp", ())
         .map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
     while ctx.execute_pending_job() {}
+    // A fetch made while loading is refused at once (its answer would be frozen into the
+    // snapshot): settle it now, so that its handlers run and nothing is left in flight.
+    while crate::http::pending() && crate::http::wait(ctx, 0).unwrap_or(false) {
+        while ctx.execute_pending_job() {}
+    }
     if let Ok(path) = std::env::var(WARM_UP_VAR) {
         warm_up_worker(ctx, &internal, &path, worker_file);
     }
@@ -258,7 +263,7 @@ fn warm_up_worker<'js>(ctx: &Ctx<'js>, internal: &Object<'js>, path: &str, worke
             if promise.state() != PromiseState::Pending {
                 return promise.result::<String>().transpose();
             }
-            if !worker::run_next_timer(internal)? {
+            if !worker::run_next_event(ctx, internal)? {
                 return Ok(None);
             }
         }

@@ -62,101 +62,8 @@ pub fn object<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     host.set("outputJson", Function::new(ctx.clone(), output_json)?)?;
     host.set("digest", Function::new(ctx.clone(), digest)?)?;
     host.set("hmac", Function::new(ctx.clone(), hmac)?)?;
-    host.set("httpSend", Function::new(ctx.clone(), http_send)?)?;
+    host.set("httpStart", Function::new(ctx.clone(), crate::http::start)?)?;
     Ok(host)
-}
-
-#[link(wasm_import_module = "wws_http")]
-unsafe extern "C" {
-    /// Performs the request described by the JSON at `ptr` (wws' `outbound.rs`) and returns
-    /// the length of the answer.
-    #[link_name = "send"]
-    fn wws_http_send(ptr: *const u8, len: usize) -> usize;
-    /// Copies the answer of the last `send` to `ptr`.
-    #[link_name = "read"]
-    fn wws_http_read(ptr: *mut u8);
-}
-
-/// The request line and headers `fetch` sends, as JSON made by fetch.js.
-#[derive(serde::Deserialize)]
-struct OutHead {
-    method: String,
-    url: String,
-    headers: Vec<(String, String)>,
-    #[serde(default)]
-    redirect: Option<String>,
-}
-
-/// The host's answer: a response, or an error kind and message.
-#[derive(serde::Deserialize)]
-struct Answer {
-    status: Option<u16>,
-    #[serde(default)]
-    headers: Vec<(String, String)>,
-    body: Option<String>,
-    url: Option<String>,
-    #[serde(default)]
-    redirected: bool,
-    error: Option<String>,
-    message: Option<String>,
-}
-
-/// `fetch`'s primitive: `head` is `{"method", "url", "headers"}` as JSON, `body` the bytes or
-/// null. Returns `{status, headers, body, url, redirected}` (body a Uint8Array) or
-/// `{error, message}`. Blocks this guest until the answer is there (the host does not).
-fn http_send<'js>(
-    ctx: Ctx<'js>,
-    head: String,
-    body: Option<TypedArray<'js, u8>>,
-) -> Result<Object<'js>> {
-    let head: OutHead = serde_json::from_str(&head)
-        .map_err(|e| Exception::throw_internal(&ctx, &format!("fetch: bad request head: {e}")))?;
-    // SAFETY: no JavaScript runs while the slice is alive (see `bytes_of`).
-    let body = body.as_ref().map(|b| STANDARD.encode(unsafe { bytes_of(b) }));
-    let request = serde_json::json!({
-        "method": head.method,
-        "url": head.url,
-        "headers": head.headers,
-        "body": body,
-        "redirect": head.redirect,
-    })
-    .to_string();
-    // SAFETY: the host reads `len` bytes at `ptr`, which is `request`, alive for the call;
-    // then writes the answer's length of bytes into a buffer of exactly that size.
-    let answer = unsafe {
-        let len = wws_http_send(request.as_ptr(), request.len());
-        let mut answer = vec![0u8; len];
-        wws_http_read(answer.as_mut_ptr());
-        answer
-    };
-    let answer: Answer = serde_json::from_slice(&answer)
-        .map_err(|e| Exception::throw_internal(&ctx, &format!("fetch: bad answer from the host: {e}")))?;
-    let out = Object::new(ctx.clone())?;
-    if let Some(error) = answer.error {
-        out.set("error", error)?;
-        out.set("message", answer.message.unwrap_or_default())?;
-        return Ok(out);
-    }
-    let bytes = match answer.body.map(|b| STANDARD.decode(b)) {
-        Some(Ok(bytes)) => bytes,
-        Some(Err(e)) => {
-            return Err(Exception::throw_internal(&ctx, &format!("fetch: bad body from the host: {e}")));
-        }
-        None => Vec::new(),
-    };
-    out.set("status", answer.status.unwrap_or(200))?;
-    let headers = Array::new(ctx.clone())?;
-    for (i, (name, value)) in answer.headers.into_iter().enumerate() {
-        let pair = Array::new(ctx.clone())?;
-        pair.set(0, name)?;
-        pair.set(1, value)?;
-        headers.set(i, pair)?;
-    }
-    out.set("headers", headers)?;
-    out.set("body", TypedArray::new(ctx.clone(), bytes)?)?;
-    out.set("url", answer.url.unwrap_or(head.url))?;
-    out.set("redirected", answer.redirected)?;
-    Ok(out)
 }
 
 /// Writes one log record (already formatted by console.js) to stderr.
@@ -222,7 +129,7 @@ fn b64_encode(bytes: TypedArray<'_, u8>) -> String {
 /// # Safety
 /// The slice aliases JS-owned memory: no JavaScript may run while it is alive. The callers
 /// only convert it to a Rust value before returning to JS.
-unsafe fn bytes_of<'a>(array: &'a TypedArray<'_, u8>) -> &'a [u8] {
+pub(crate) unsafe fn bytes_of<'a>(array: &'a TypedArray<'_, u8>) -> &'a [u8] {
     // SAFETY: forwarded to the caller, see above.
     unsafe { array.as_bytes() }.unwrap_or_default()
 }

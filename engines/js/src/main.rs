@@ -15,6 +15,7 @@
 
 mod engine;
 mod host;
+mod http;
 mod polyfills;
 mod request;
 mod worker;

@@ -52,7 +52,7 @@ pub fn evaluate<'js>(
                     continue;
                 }
                 // No job left: a top-level `await` may be waiting for a timer.
-                if !run_next_timer(internal).map_err(|e| caught(ctx, e))? {
+                if !run_next_event(ctx, internal).map_err(|e| caught(ctx, e))? {
                     return Err(message(
                         ctx,
                         "the module's top-level await never settled: no job or timer is left to settle it",
@@ -68,13 +68,24 @@ pub fn evaluate<'js>(
         .map_err(|e| caught(ctx, e))
 }
 
-/// Waits for the next timer of the polyfills and runs it; false when there is none.
-pub fn run_next_timer(internal: &Object<'_>) -> rquickjs::Result<bool> {
+/// Waits for what comes next, a finished fetch or the polyfills' next timer, and handles it;
+/// false when nothing is left to wait for.
+pub fn run_next_event(ctx: &Ctx<'_>, internal: &Object<'_>) -> rquickjs::Result<bool> {
     let wait: f64 = internal.get::<_, Function>("nextTimer")?.call(())?;
+    let mut waited = false;
+    if crate::http::pending() {
+        // A fetch may finish before the timer is due; no timer: wait for a fetch only.
+        let timeout = if wait < 0.0 { -1 } else { wait.ceil() as i64 };
+        if crate::http::wait(ctx, timeout)? {
+            return Ok(true);
+        }
+        // Still pending: the wait timed out, so the timer is due now.
+        waited = crate::http::pending();
+    }
     if wait < 0.0 {
         return Ok(false);
     }
-    if wait > 0.0 {
+    if wait > 0.0 && !waited {
         std::thread::sleep(std::time::Duration::from_secs_f64(wait / 1000.0));
     }
     internal.get::<_, Function>("runTimer")?.call::<_, ()>(())?;

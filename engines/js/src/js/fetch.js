@@ -388,7 +388,9 @@ tag(Response, "Response");
 
 // fetch(): the request goes out through the host, within what the worker's
 // `[features.http_requests]` allows (hosts, methods, plain http). A refused or failed request
-// rejects with a TypeError naming the URL and the reason.
+// rejects with a TypeError naming the URL and the reason. Requests overlap: the host starts
+// each at once and the event loop settles them as they finish (src/http.rs). Aborting the
+// signal rejects at once; the host's answer is then dropped.
 function fetch(input, init) {
   return new Promise((resolve, reject) => {
     let request;
@@ -398,30 +400,24 @@ function fetch(input, init) {
       reject(error);
       return;
     }
-    if (request.signal.aborted) {
-      reject(request.signal.reason !== undefined ? request.signal.reason : new DOMException("fetch: the request was aborted", "AbortError"));
+    const signal = request.signal;
+    const abortReason = () => (signal.reason !== undefined ? signal.reason : new DOMException("fetch: the request was aborted", "AbortError"));
+    if (signal.aborted) {
+      reject(abortReason());
       return;
     }
+    signal.addEventListener("abort", () => reject(abortReason()), { once: true });
     const send = (bytes) => {
       const head = JSON.stringify({ method: request.method, url: request.url, headers: headersList(request.headers), redirect: request.redirect });
-      const answer = host.httpSend(head, bytes);
-      if (answer.error !== undefined) {
-        throw new TypeError(`fetch: ${request.method} ${request.url} failed (${answer.error}): ${answer.message}`);
-      }
-      return responseFromNetwork(answer);
+      return host.httpStart(head, bytes).then((answer) => {
+        if (answer.error !== undefined) {
+          throw new TypeError(`fetch: ${request.method} ${request.url} failed (${answer.error}): ${answer.message}`);
+        }
+        return responseFromNetwork(answer);
+      });
     };
-    if (requestBody(request).source === null) {
-      try {
-        resolve(send(null));
-      } catch (error) {
-        reject(error);
-      }
-      return;
-    }
-    request
-      .arrayBuffer()
-      .then((buffer) => send(new Uint8Array(buffer)))
-      .then(resolve, reject);
+    const sent = requestBody(request).source === null ? send(null) : request.arrayBuffer().then((buffer) => send(new Uint8Array(buffer)));
+    sent.then(resolve, reject);
   });
 }
 
