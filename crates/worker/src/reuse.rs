@@ -666,6 +666,9 @@ struct StdinState {
     wakers: Vec<Waker>,
     /// The host waiting for `reading`.
     host_wakers: Vec<Waker>,
+    /// Call frames whose answers are not queued yet, and where the last answer queued ends.
+    answers_due: usize,
+    answers_end: u64,
 }
 
 impl FrameStdin {
@@ -688,6 +691,26 @@ impl FrameStdin {
             w.wake();
         }
         start
+    }
+
+    /// A call frame was placed: its answer will be queued with [`Self::push_answer`].
+    fn call_placed(&self) {
+        self.lock().answers_due += 1;
+    }
+
+    /// Queues the answer to a call frame.
+    fn push_answer(&self, payload: Bytes) {
+        self.push_frame(payload);
+        let mut st = self.lock();
+        st.answers_due -= 1;
+        st.answers_end = st.answers_end.max(st.pushed);
+    }
+
+    /// Whether the guest has read the answer of every call it made: only then may it answer
+    /// its request, or the next request would read a stale answer as its input.
+    fn answers_read(&self) -> bool {
+        let st = self.lock();
+        st.answers_due == 0 && st.consumed >= st.answers_end
     }
 
     fn close(&self) {
@@ -976,6 +999,11 @@ impl StdoutState {
                         "the worker wrote a response frame before reading the whole request (an answer to an earlier request?)".into(),
                     ));
                 }
+                if !self.stdin.answers_read() {
+                    return Err(FrameError::Protocol(
+                        "the worker wrote a response frame before reading the answer to its outbound request".into(),
+                    ));
+                }
                 // The request may have gone (client disconnected); the frame is then dropped.
                 let _ = waiter.tx.send(frame);
             }
@@ -1005,10 +1033,11 @@ impl StdoutState {
         };
         let calls = self.calls.clone();
         let stdin = self.stdin.clone();
+        stdin.call_placed();
         drop(runtime.spawn(async move {
             let answer =
                 crate::outbound::answer(calls.policy.as_deref(), &request, calls.limit).await;
-            stdin.push_frame(Bytes::from(answer));
+            stdin.push_answer(Bytes::from(answer));
         }));
         Ok(())
     }
@@ -1085,6 +1114,19 @@ mod tests {
         let mut bytes: &[u8] = b"2\n{}";
         st.parse(&mut bytes).unwrap();
         assert_eq!(rx.try_recv().unwrap(), Bytes::from("{}"));
+    }
+
+    #[tokio::test]
+    async fn a_response_before_the_call_was_answered_and_read_breaks_the_framing() {
+        let stdin = FrameStdin::default();
+        let mut st = state(1000, stdin.clone());
+        let (tx, _rx) = oneshot::channel();
+        st.waiter = Some(Waiter { tx, request_end: 0 });
+        let call = br#"{"method":"GET","url":"https://example.com/"}"#;
+        let mut bytes: &[u8] = &[format!("H{}\n", call.len()).as_bytes(), call, b"2\n{}"].concat();
+        assert!(
+            matches!(st.parse(&mut bytes), Err(FrameError::Protocol(m)) if m.contains("outbound"))
+        );
     }
 
     fn frames(max: usize, chunks: &[&[u8]]) -> (Result<(), FrameError>, Vec<Bytes>) {
