@@ -4,15 +4,16 @@
 //! A file is named after the BLAKE3 hash of the module (or of a snapshot's inputs), the
 //! engine's compatibility hash and the cache format, so a different wasmtime or different
 //! settings never pick up a stale artifact. Each file is wasmtime's artifact (an ELF image)
-//! followed by an integrity trailer, the 128-bit XXH3 hash of that artifact; a file that does
-//! not match (truncated, corrupted, written by something else) is ignored and rebuilt. Only
-//! artifacts that wws wrote and verified are deserialized — deserializing is `unsafe` in
-//! wasmtime because a forged artifact is native code. Someone who can write `.wws/cache` can
-//! also replace the worker itself, so this guards against accidents, not against the
-//! project's owner. That is also why the trailer is XXH3 and not a cryptographic hash: an
-//! unkeyed hash stops no forger either, and a warm start checks every artifact (160 MB for 25
-//! JS and 25 wasm workers), which BLAKE3 did in about 30 ms of CPU and XXH3 does several times
-//! faster, with the same 2⁻¹²⁸ chance of missing accidental damage.
+//! followed by a trailer, the keyed BLAKE3 hash (a MAC) of that artifact under a secret of
+//! this user ([`key`], kept in the user's cache folder, outside every project). A file that
+//! does not match (truncated, corrupted, or written by anything but this user's wws) is
+//! ignored and rebuilt. Only artifacts that wws wrote are ever deserialized — deserializing is
+//! `unsafe` in wasmtime because an artifact is native code, outside the sandbox. The project
+//! folder is not trusted with that: a repository served from a git URL could ship
+//! `.wws/cache`, and a worker granted a writable mount of its project could write into it,
+//! which would turn sandboxed code into native code at the next start. Checking a warm start's
+//! artifacts (160 MB for 25 JS and 25 wasm workers) costs about 30 ms of CPU, spread over the
+//! threads that prepare workers.
 //!
 //! Loading is built for a warm start with many workers (issue #5: 50 workers, ≤ 100 ms):
 //! - the file is opened once, **mapped** (not read) and its trailer checked through the map;
@@ -35,20 +36,78 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::Context as _;
 use wasmtime::Module;
 use wasmtime::component::Component;
 
-/// Length of the integrity trailer: a 128-bit XXH3 hash.
-const TRAILER: usize = 16;
+/// Length of the trailer: a keyed BLAKE3 hash.
+const TRAILER: usize = blake3::OUT_LEN;
 
-/// Part of every artifact's name: files of an older layout (BLAKE3 trailers) are never read.
-const FORMAT: &str = "v2";
+/// Part of every artifact's name: files of an older layout (unkeyed trailers) are never read.
+const FORMAT: &str = "v3";
 
-/// The integrity trailer of a cache file.
-fn trailer(bytes: &[u8]) -> [u8; TRAILER] {
-    xxhash_rust::xxh3::xxh3_128(bytes).to_le_bytes()
+/// Name of the file holding the key, in the user's cache folder.
+const KEY_FILE: &str = "cache.key";
+
+/// The trailer of the cache file at `path`: the MAC under [`key`] of its name and its
+/// artifact, so that an artifact renamed to another module's name does not verify either.
+fn trailer(path: &Path, artifact: &[u8]) -> [u8; TRAILER] {
+    let name = path.file_name().map_or(&b""[..], |n| n.as_encoded_bytes());
+    let mut hasher = blake3::Hasher::new_keyed(key());
+    hasher.update(&(name.len() as u64).to_le_bytes());
+    hasher.update(name);
+    hasher.update(artifact);
+    *hasher.finalize().as_bytes()
+}
+
+/// This user's secret for cache trailers: read from (or created in, owner-only)
+/// `$XDG_CACHE_HOME/wws/cache.key` or `~/.cache/wws/cache.key`. Where neither can be used, a
+/// key for this process only: compiled modules are then not reused by later starts.
+fn key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+            .map(|d| d.join("wws"));
+        match dir.as_deref().map(stored_key) {
+            Some(Ok(key)) => key,
+            problem => {
+                let why = match problem {
+                    Some(Err(err)) => format!("{err:#}"),
+                    _ => "neither XDG_CACHE_HOME nor HOME is set".to_owned(),
+                };
+                tracing::warn!("compiled modules will not be reused by later starts: no key to check them with ({why})");
+                rand::random()
+            }
+        }
+    })
+}
+
+/// The key in `dir`, created when missing.
+fn stored_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = dir.join(KEY_FILE);
+    if let Ok(bytes) = std::fs::read(&path) {
+        return <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key; delete it", path.display()));
+    }
+    create_private_dir(dir)?;
+    let key: [u8; 32] = rand::random();
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&key)?;
+    // Another wws may have created it meanwhile: then theirs is the key.
+    match tmp.persist_noclobber(&path) {
+        Ok(_) => Ok(key),
+        Err(_) => {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            <[u8; 32]>::try_from(bytes.as_slice())
+                .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key; delete it", path.display()))
+        }
+    }
 }
 
 /// A folder of compiled artifacts for one engine configuration.
@@ -173,7 +232,7 @@ impl ModuleCache {
             // `tempfile` creates the file with mode 0600; the rename keeps it.
             let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
             tmp.write_all(artifact)?;
-            tmp.write_all(&trailer(artifact))?;
+            tmp.write_all(&trailer(path, artifact))?;
             Ok(tmp.persist(path)?)
         })();
         match result {
@@ -232,7 +291,7 @@ fn open_verified(path: &Path) -> Option<(File, memmap2::Mmap)> {
         }
     };
     let split = map.len().checked_sub(TRAILER)?;
-    if trailer(&map[..split])[..] != map[split..] {
+    if trailer(path, &map[..split])[..] != map[split..] {
         tracing::warn!("ignoring damaged cache file {}", path.display());
         return None;
     }
@@ -260,9 +319,9 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 /// QuickJS engine (about 3 MB of machine code) and differs only in its data; without this, a
 /// first start compiles that engine once per JS worker.
 ///
-/// Entries live in `<cache dir>/functions/` and end with an XXH3 trailer over the key and the
-/// value, like the module cache: a damaged or misplaced entry is a miss (Cranelift then
-/// compiles the function and overwrites the entry), never code. Entries are written as the
+/// Entries live in `<cache dir>/functions/` and end with a keyed BLAKE3 trailer over the key
+/// and the value, like the module cache: a damaged, misplaced or foreign entry is a miss
+/// (Cranelift then compiles the function and overwrites the entry), never code. Entries are written as the
 /// engine compiles, atomically, owner-only.
 #[derive(Debug)]
 pub struct IncrementalCache {
@@ -281,12 +340,12 @@ impl IncrementalCache {
         self.dir.join(blake3::hash(key).to_hex().as_str())
     }
 
-    fn entry_trailer(key: &[u8], value: &[u8]) -> [u8; TRAILER] {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        hasher.update(&(key.len() as u64).to_le_bytes());
-        hasher.update(key);
+    fn entry_trailer(entry: &[u8], value: &[u8]) -> [u8; TRAILER] {
+        let mut hasher = blake3::Hasher::new_keyed(key());
+        hasher.update(&(entry.len() as u64).to_le_bytes());
+        hasher.update(entry);
         hasher.update(value);
-        hasher.digest128().to_le_bytes()
+        *hasher.finalize().as_bytes()
     }
 }
 

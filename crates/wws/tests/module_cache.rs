@@ -100,6 +100,27 @@ fn second_start_uses_the_cache_and_damaged_entries_are_rebuilt() {
     assert!(cache_files(&p).len() >= files.len());
 }
 
+/// A cache file is native code, outside the sandbox: one this user's wws did not write for
+/// that very module (shipped in a repository, or another module's artifact renamed) must be
+/// compiled over, never run.
+#[test]
+fn a_cache_file_wws_did_not_write_for_the_module_is_not_run() {
+    let p = Project::new();
+    p.wasm("index.wasm", "hello");
+    let other = Project::new();
+    other.wasm("index.wasm", "echo");
+    drop(Wws::start(p.path()));
+    drop(Wws::start(other.path()));
+    let mine = cache_files(&p);
+    let theirs = cache_files(&other);
+    assert_eq!((mine.len(), theirs.len()), (1, 1), "{mine:?} {theirs:?}");
+    // The echo worker's artifact, valid and written by wws, under the hello module's name.
+    std::fs::copy(&theirs[0], &mine[0]).unwrap();
+    let wws = Wws::start(p.path());
+    assert_eq!(wws.get_text("/", 200), "Hello from wws");
+    assert!(wws.output().contains("ignoring"), "{}", wws.output());
+}
+
 /// Every JS snapshot holds the whole engine's code; more JS workers must find nearly all of
 /// it in the function cache instead of compiling (and storing) it again.
 ///
