@@ -129,6 +129,10 @@ fn checkout(url: &str, git: &GitArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
         &["checkout", "--quiet", "--force", "--detach", &rev],
     )
     .with_context(|| format!("cannot check out the {what} {rev:?} of {url}"))?;
+    // Serve the commit and nothing else: files left in the reused clone (by an earlier
+    // version, or planted there) go, except wws' own `.wws` folder.
+    run_git(Some(&dir), &["clean", "-ffdxq", "-e", "/.wws/"])
+        .with_context(|| format!("cannot clean the clone of {url} in {}", dir.display()))?;
     let project = match &git.git_folder {
         Some(folder) => {
             let folder = Path::new(folder);

@@ -197,14 +197,22 @@ fn a_repository_may_mount_its_own_folders_but_no_host_folder() {
             && err.contains("outside the repository"),
         "{err}"
     );
-    // Without the worker that mounts a host folder, the repository is served.
+    // Without the worker that mounts a host folder, the repository is served; a file left in
+    // the reused clone that the commit does not have is not.
     git(w, &["rm", "--quiet", "site/host.js", "site/host.toml"]);
     commit_and_publish(w, served.path(), "mounts.git");
+    let clone = std::fs::read_dir(temp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join(".git").is_dir())
+        .unwrap();
+    std::fs::write(clone.join("site/planted.js"), worker).unwrap();
     let wws = Wws::builder(&url)
         .args(["--git-folder", "site"])
         .env("TMPDIR", temp.path().to_str().unwrap())
         .start();
     assert_eq!(wws.get_text("/", 200), "hi");
+    assert_eq!(wws.get("/planted").status().as_u16(), 404);
 }
 
 /// Commits everything in the work tree `w` and publishes it as `<served>/<name>` for git's
