@@ -86,7 +86,10 @@ pub fn run_next_event(ctx: &Ctx<'_>, internal: &Object<'_>) -> rquickjs::Result<
         return Ok(false);
     }
     if wait > 0.0 && !waited {
-        std::thread::sleep(std::time::Duration::from_secs_f64(wait / 1000.0));
+        // Delays are at most 2^31 - 1 ms (timers.js), so this never saturates in practice.
+        let wait = std::time::Duration::try_from_secs_f64(wait / 1000.0)
+            .unwrap_or(std::time::Duration::MAX);
+        std::thread::sleep(wait);
     }
     internal.get::<_, Function>("runTimer")?.call::<_, ()>(())?;
     Ok(true)

@@ -6,10 +6,18 @@
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+// Names already checked, as written -> lowercase: the regex and toLowerCase cost more than the
+// rest of an append. Bounded; the common names are in the snapshot from the engine's warm-up.
+const checkedNames = new Map();
+
 function headerName(name) {
   if (typeof name !== "string") name = String(name);
+  let lower = checkedNames.get(name);
+  if (lower !== undefined) return lower;
   if (!TOKEN.test(name)) throw new TypeError(`Headers: ${JSON.stringify(name)} is not a valid header name`);
-  return name.toLowerCase();
+  lower = name.toLowerCase();
+  if (checkedNames.size < 256) checkedNames.set(name, lower);
+  return lower;
 }
 
 function isHTTPWhitespace(code) {
@@ -49,6 +57,14 @@ class Headers {
           const items = typeof pair === "string" ? [pair] : Array.from(pair);
           if (items.length !== 2) throw new TypeError("Headers: each header must be a [name, value] pair");
           this.append(items[0], items[1]);
+        }
+      } else if (Object.getPrototypeOf(init) === Object.prototype) {
+        // A plain object literal, the common case: its own enumerable string keys, in order.
+        const keys = Object.keys(init);
+        for (let i = 0; i < keys.length; i++) {
+          const value = init[keys[i]];
+          if (Array.isArray(value)) for (const v of value) this.append(keys[i], v);
+          else this.append(keys[i], value);
         }
       } else {
         for (const key of Reflect.ownKeys(init)) {

@@ -13,7 +13,9 @@ let nextTimerId = 1;
 
 function addTimer(callback, delay, args, repeat) {
   if (typeof callback !== "function") throw new TypeError("setTimeout/setInterval: the callback must be a function (strings are not evaluated)");
-  delay = Number(delay);
+  // WebIDL's `long`, as browsers convert it: Infinity, NaN and values past 2^31 - 1 wrap to
+  // 0 or below, which means "as soon as possible".
+  delay = Number(delay) | 0;
   if (!(delay > 0)) delay = 0;
   const id = nextTimerId++;
   timerQueue.push({ id, due: host.now() + delay, delay, callback, args, repeat });
