@@ -172,9 +172,11 @@ class Response:
 
 
 class HttpError(Exception):
-    """An outbound request that was refused or failed: `kind` is `not-allowed` (the worker's
-    `[features.http_requests]` does not allow it), `invalid-request`, `timeout`,
-    `too-large`, `network-error` or `not-available` (reuse mode is off); `message` says why."""
+    """An outbound request that was refused or failed. `kind` is one of `not-allowed` (the
+    worker's `[features.http_requests]` does not allow it), `invalid-request` (a bad URL or
+    method, or the host could not be reached), `invalid-request-body`, `invalid-response-body`
+    (cut short, or larger than the output limit), `redirect-loop`, `timeout`, `not-available`
+    (reuse mode is off, or the worker is still loading) or `internal-error`; `message` says why."""
 
     def __init__(self, kind, message):
         super().__init__(f"[{kind}] {message}")
@@ -234,7 +236,7 @@ def fetch(url, method="GET", headers=None, body=None, redirect="follow"):
     _write(b"H%d\n%s" % (len(out), out))
     answer = _read_frame(sys.stdin.buffer)
     if answer is None:
-        raise HttpError("network-error", "the host closed the worker's input before answering")
+        raise HttpError("internal-error", "the host closed the worker's input before answering")
     answer = _loads(answer)
     if "error" in answer:
         raise HttpError(answer["error"], answer.get("message", ""))

@@ -137,14 +137,13 @@ def json_to_request(input)
 end
 
 # The protocol side: request decoding, output encoding, single and reuse mode.
-# An outbound request that was refused or failed: `kind` is `not-allowed` (the worker's
-# `[features.http_requests]` does not allow it), `invalid-request`, `timeout`, `too-large`,
-# `network-error` or `not-available` (reuse mode is off).
+# An outbound request that was refused or failed: `kind` is one of the kinds of Python's
+# HttpError (runtimes/README.md), `message` says why.
 class HttpError < StandardError
   attr_reader :kind
 
   def initialize(kind, message)
-    super("[#{kind}] #{message}")
+    super(message)
     @kind = kind
   end
 end
@@ -199,7 +198,7 @@ def fetch(url, method: 'GET', headers: {}, body: nil, redirect: 'follow')
   out = JSON.generate(request)
   WWS.write("H#{out.bytesize}\n#{out}")
   answer = WWS.read_frame
-  raise HttpError.new('network-error', "the host closed the worker's input before answering") if answer.nil?
+  raise HttpError.new('internal-error', "the host closed the worker's input before answering") if answer.nil?
   answer = JSON.parse(answer.force_encoding('UTF-8'))
   raise HttpError.new(answer['error'], answer['message'].to_s) if answer.key?('error')
   FetchResponse.new(answer)
@@ -239,7 +238,7 @@ module WWS
 
   # Reads exactly one frame (`<length>\n<json>`) from stdin; nil at the end of input.
   def self.read_frame
-    header = STDIN.gets
+    header = STDIN.gets("\n")
     return nil if header.nil?
     size = Integer(header.strip)
     payload = STDIN.read(size) || ''

@@ -91,6 +91,14 @@ pub const MAX_REQUESTS_ENV: &str = "WWS_REUSE_MAX_REQUESTS";
 /// Requests one instance serves before it is replaced, unless the runtime says otherwise.
 pub const DEFAULT_MAX_REQUESTS: u64 = 1000;
 
+/// Call frames after which an instance is replaced like one that served `max_requests`: the
+/// interpreters' stdin reading fails with "out of memory" after about 16,000 reads (CPython
+/// 3.12 around 8,000 fetches, Ruby 3.4 around 15,000), well above this.
+const MAX_CALLS: u64 = 2000;
+
+/// Largest call frame accepted beyond the output limit: a request body, base64-encoded.
+const MAX_CALL_EXTRA: usize = 64 << 20;
+
 /// Longest frame header accepted (`u64::MAX` has 20 digits).
 const MAX_HEADER: usize = 20;
 
@@ -298,7 +306,7 @@ impl Checkout<'_> {
         if self.pool.template.engine.slots().contended() {
             return;
         }
-        if live.served < self.pool.max_requests {
+        if live.served < self.pool.max_requests && live.stdin.calls() < MAX_CALLS {
             self.pool.idle().push(live);
             return;
         }
@@ -499,11 +507,10 @@ impl Live {
         if let Ok(bytes) = frame.try_recv() {
             return Ok(bytes);
         }
-        let consumed = self.stdin.consumed();
-        debug_assert!(consumed <= end, "the guest read past the frame");
+        // The guest may have read past `end`: the answers to its call frames.
         Err(Failed {
             error: result.err().unwrap_or_else(ended),
-            unread: consumed <= start,
+            unread: self.stdin.consumed() <= start,
         })
     }
 }
@@ -669,6 +676,8 @@ struct StdinState {
     /// Call frames whose answers are not queued yet, and where the last answer queued ends.
     answers_due: usize,
     answers_end: u64,
+    /// Call frames made so far (see [`MAX_CALLS`]).
+    calls: u64,
 }
 
 impl FrameStdin {
@@ -678,32 +687,27 @@ impl FrameStdin {
 
     /// Queues `<len>\n<payload>`; returns the stream offset where the frame starts.
     fn push_frame(&self, payload: Bytes) -> u64 {
-        let header = Bytes::from(format!("{}\n", payload.len()));
-        let mut st = self.lock();
-        let start = st.pushed;
-        st.pushed += (header.len() + payload.len()) as u64;
-        st.reading = false;
-        st.chunks.push_back(header);
-        if !payload.is_empty() {
-            st.chunks.push_back(payload);
-        }
-        for w in st.wakers.drain(..) {
-            w.wake();
-        }
-        start
+        self.lock().push_frame(payload)
     }
 
     /// A call frame was placed: its answer will be queued with [`Self::push_answer`].
     fn call_placed(&self) {
-        self.lock().answers_due += 1;
+        let mut st = self.lock();
+        st.answers_due += 1;
+        st.calls += 1;
     }
 
-    /// Queues the answer to a call frame.
+    /// Queues the answer to a call frame; the guest cannot see it before it counts as queued.
     fn push_answer(&self, payload: Bytes) {
-        self.push_frame(payload);
         let mut st = self.lock();
+        st.push_frame(payload);
         st.answers_due -= 1;
         st.answers_end = st.answers_end.max(st.pushed);
+    }
+
+    /// Call frames the guest made in its life.
+    fn calls(&self) -> u64 {
+        self.lock().calls
     }
 
     /// Whether the guest has read the answer of every call it made: only then may it answer
@@ -785,6 +789,22 @@ impl FrameStdin {
 }
 
 impl StdinState {
+    /// Queues `<len>\n<payload>`; returns the stream offset where the frame starts.
+    fn push_frame(&mut self, payload: Bytes) -> u64 {
+        let header = Bytes::from(format!("{}\n", payload.len()));
+        let start = self.pushed;
+        self.pushed += (header.len() + payload.len()) as u64;
+        self.reading = false;
+        self.chunks.push_back(header);
+        if !payload.is_empty() {
+            self.chunks.push_back(payload);
+        }
+        for w in self.wakers.drain(..) {
+            w.wake();
+        }
+        start
+    }
+
     /// The guest found nothing to read.
     fn set_reading(&mut self) {
         self.asked = true;
@@ -955,7 +975,12 @@ impl StdoutState {
                                 ))
                             })?;
                         self.header.clear();
-                        if len > self.max {
+                        let max = if self.call {
+                            self.max.saturating_add(MAX_CALL_EXTRA)
+                        } else {
+                            self.max
+                        };
+                        if len > max {
                             return Err(FrameError::TooLarge);
                         }
                         // The guest announced `len`; grow as bytes arrive instead of trusting it.
@@ -1021,6 +1046,14 @@ impl StdoutState {
             .waiter
             .as_ref()
             .is_some_and(|w| self.stdin.consumed() >= w.request_end);
+        if !in_flight && !self.stdin.booted() {
+            // At the worker's top level, as it loads: refused, and the worker goes on.
+            self.stdin.call_placed();
+            self.stdin.push_answer(Bytes::from_static(
+                br#"{"error":"not-available","message":"outbound HTTP is not available while the worker loads: make the request inside worker(req)"}"#,
+            ));
+            return Ok(());
+        }
         if !in_flight {
             return Err(FrameError::Protocol(
                 "the worker wrote a call frame while no request it had read was pending".into(),
@@ -1074,8 +1107,23 @@ mod tests {
     }
 
     #[test]
-    fn a_call_frame_without_a_request_in_flight_is_refused() {
-        let mut st = state(100, FrameStdin::default());
+    fn a_call_frame_between_requests_breaks_the_framing_and_one_while_loading_is_refused() {
+        // While the worker loads (it has not asked for a request yet): a refusal to read.
+        let stdin = FrameStdin::default();
+        let mut st = state(100, stdin.clone());
+        let mut bytes: &[u8] = b"H2\n{}";
+        st.parse(&mut bytes).unwrap();
+        let header = stdin.take(100).unwrap();
+        let answer = stdin.take(1000).unwrap();
+        assert_eq!(header, format!("{}\n", answer.len()));
+        assert!(String::from_utf8_lossy(&answer).contains("not-available"));
+        // Once it waits for requests, a call outside one is out of turn.
+        let stdin = FrameStdin::default();
+        assert!(
+            stdin.take(10).is_none(),
+            "nothing pending: the guest now waits"
+        );
+        let mut st = state(100, stdin);
         let mut bytes: &[u8] = b"H2\n{}";
         assert!(matches!(st.parse(&mut bytes), Err(FrameError::Protocol(_))));
         // `H` is a call mark only at the start of a header.
