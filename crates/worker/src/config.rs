@@ -274,6 +274,15 @@ impl WorkerConfig {
                             "{file}: `features.http_requests.allowed_hosts` has {host:?}; give a host name such as \"api.example.com\" without scheme or path"
                         );
                     }
+                    // As in the original, an entry is compared with the URL's host as a whole:
+                    // one with a port or a wildcard can never match. Said at load, not at the
+                    // first refused request.
+                    let port = host.contains(':') && !host.starts_with('[');
+                    if port || host.contains('*') {
+                        tracing::warn!(
+                            "{file}: `features.http_requests.allowed_hosts` has {host:?}, which no request can match: entries are whole host names, without port or wildcard (\"api.example.com\", \"127.0.0.1\")"
+                        );
+                    }
                 }
                 Some(HttpRequests {
                     allowed_hosts: h.allowed_hosts,

@@ -119,6 +119,10 @@ fn what_the_worker_toml_does_not_allow_is_refused_naming_the_setting() {
         upstream.requests()
     );
 
+    // An entry with a port can never match: said at load.
+    let port = Wws::start(project(Some("allowed_hosts = [\"127.0.0.1:8080\"]")).path());
+    port.wait_for_output("\"127.0.0.1:8080\", which no request can match");
+
     // No `[features.http_requests]`: nothing goes out.
     let none = Wws::start(project(None).path());
     let before = upstream.requests().len();
