@@ -186,13 +186,14 @@ class HttpError(Exception):
 
 class FetchResponse:
     """The answer to `fetch`: `status`, `headers` (lower-case names; a repeated header's values
-    joined with ", "), `body` (bytes), `url` (after redirects) and `redirected`."""
+    joined with ", "), `header_list` (every `(name, value)` as received, for `set-cookie`),
+    `body` (bytes), `url` (after redirects) and `redirected`."""
 
     def __init__(self, answer):
         self.status = answer["status"]
+        self.header_list = [(name.lower(), value) for name, value in answer.get("headers") or []]
         self.headers = {}
-        for name, value in answer.get("headers") or []:
-            name = name.lower()
+        for name, value in self.header_list:
             self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers else value
         self.body = binascii.a2b_base64(answer.get("body") or "")
         self.url = answer.get("url", "")

@@ -149,15 +149,16 @@ class HttpError < StandardError
 end
 
 # The answer to `fetch`: `status`, `headers` (lower-case names; a repeated header's values
-# joined with ", "), `body` (a binary String), `url` (after redirects) and `redirected`.
+# joined with ", "), `header_list` (every [name, value] as received, for set-cookie), `body`
+# (a binary String), `url` (after redirects) and `redirected`.
 class FetchResponse
-  attr_reader :status, :headers, :body, :url, :redirected
+  attr_reader :status, :headers, :header_list, :body, :url, :redirected
 
   def initialize(answer)
     @status = answer['status']
+    @header_list = (answer['headers'] || []).map { |name, value| [name.downcase, value] }
     @headers = {}
-    (answer['headers'] || []).each do |name, value|
-      name = name.downcase
+    @header_list.each do |name, value|
       @headers[name] = @headers.key?(name) ? "#{@headers[name]}, #{value}" : value
     end
     @body = (answer['body'] || '').unpack1('m')

@@ -119,6 +119,15 @@ fn what_the_worker_toml_does_not_allow_is_refused_naming_the_setting() {
         upstream.requests()
     );
 
+    // Credentials in the URL: a TypeError, as the Fetch standard says.
+    let with_credentials = data.replace("http://", "http://user:secret@");
+    let (status, text) = fetch_through(&open, &with_credentials, "");
+    assert_eq!(status, 502);
+    assert!(
+        text.contains("TypeError") && text.contains("Authorization header"),
+        "{text}"
+    );
+
     // An entry with a port can never match: said at load.
     let port = Wws::start(project(Some("allowed_hosts = [\"127.0.0.1:8080\"]")).path());
     port.wait_for_output("\"127.0.0.1:8080\", which no request can match");
@@ -275,7 +284,7 @@ def worker(req):
     try:
         r = fetch(req.headers["x-to"], method=req.headers.get("x-method", "GET"),
                   headers={"x-test": "from-worker"}, body=req.headers.get("x-body"))
-        return Response(f"{r.status} {'yes' if r.redirected else 'no'} {r.headers.get('content-length')} {r.text()}")
+        return Response(f"{r.status} {'yes' if r.redirected else 'no'} {dict(r.header_list).get('content-length')} {r.text()}")
     except HttpError as e:
         return Response(f"{e.kind}: {e.message}", 502)
 "##,
@@ -297,7 +306,7 @@ const RUBY: Interpreted = Interpreted {
 def worker(req)
   r = fetch(req.headers['x-to'], method: req.headers['x-method'] || 'GET',
             headers: { 'x-test' => 'from-worker' }, body: req.headers['x-body'])
-  Response.ok("#{r.status} #{r.redirected ? 'yes' : 'no'} #{r.headers['content-length']} #{r.text}")
+  Response.ok("#{r.status} #{r.redirected ? 'yes' : 'no'} #{r.header_list.to_h['content-length']} #{r.text}")
 rescue HttpError => e
   Response.new("#{e.kind}: #{e.message}", 502)
 end

@@ -71,7 +71,14 @@ class Request {
     if (arguments.length === 0) throw new TypeError("Request: 1 argument required, but only 0 present");
     init = init || {};
     const from = input instanceof Request ? input : null;
-    this.#url = from ? from.#url : new URL(String(input)).href;
+    if (from) {
+      this.#url = from.#url;
+    } else {
+      const url = new URL(String(input));
+      // The Fetch standard: credentials belong in an Authorization header, not the URL.
+      if (url.username !== "" || url.password !== "") throw new TypeError(`Request: ${url.href} includes credentials; send them in an Authorization header`);
+      this.#url = url.href;
+    }
     this.#method = init.method !== undefined ? normalizeMethod(init.method) : from ? from.#method : "GET";
     this.#headers = new Headers(init.headers !== undefined ? init.headers : from ? from.#headers : undefined);
     this.#params = from ? { ...from.#params } : {};
