@@ -73,6 +73,7 @@ pub fn from_worker(
             StatusCode::OK
         }
     };
+    let body_len = body.len();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
@@ -83,8 +84,21 @@ pub fn from_worker(
         };
         // The server frames the body itself: a worker's Content-Length (e.g. counted in
         // characters, not bytes) or connection-level header would corrupt the connection.
+        // A response proxied from `fetch` carries the upstream's: expected, so only a
+        // Content-Length that disagrees with the body is worth a warning.
         if FRAMING_HEADERS.contains(&name.as_str()) {
-            tracing::warn!(worker, "dropped response header {name}: wws sets it itself");
+            let wrong_length = name == header::CONTENT_LENGTH
+                && values
+                    .iter()
+                    .any(|v| v.trim().parse::<usize>() != Ok(body_len));
+            if wrong_length {
+                tracing::warn!(
+                    worker,
+                    "dropped response header {name}: {values:?} is not the body's {body_len} bytes, and wws sets it itself"
+                );
+            } else {
+                tracing::debug!(worker, "dropped response header {name}: wws sets it itself");
+            }
             continue;
         }
         for value in values.iter() {

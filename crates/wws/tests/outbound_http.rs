@@ -80,6 +80,35 @@ fn allowed_requests_go_out_and_come_back() {
 }
 
 #[test]
+fn a_fetched_response_can_be_returned_as_it_is() {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("data.txt"), "upstream data").unwrap();
+    let upstream = RepoServer::serve(files.path());
+    let p = project(Some("allowed_hosts = [\"127.0.0.1\"]\nallow_http = true"));
+    p.file(
+        "index.js",
+        "addEventListener('fetch', (e) => e.respondWith(fetch(new URL(e.request.url).searchParams.get('to'))));",
+    );
+    // A Content-Length that does not match the body is the worker's mistake: said once.
+    p.file(
+        "wrong.js",
+        "addEventListener('fetch', (e) => e.respondWith(new Response('12345', { headers: { 'content-length': '9' } })));",
+    );
+    let wws = Wws::start(p.path());
+    let resp = wws.get(&format!("/?to={}", urlencode(&upstream.url("data.txt"))));
+    assert_eq!(resp.headers()["content-length"], "13");
+    assert_eq!(resp.text().unwrap(), "upstream data");
+    // The upstream's own Content-Length matches: dropped without a warning.
+    assert!(
+        !wws.output().contains("dropped response header"),
+        "{}",
+        wws.output()
+    );
+    assert_eq!(wws.get_text("/wrong", 200), "12345");
+    wws.wait_for_output("is not the body's 5 bytes");
+}
+
+#[test]
 fn what_the_worker_toml_does_not_allow_is_refused_naming_the_setting() {
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("data.txt"), "upstream data").unwrap();
