@@ -143,9 +143,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> anyhow::Result<()>
                 let host = caller.data_mut();
                 if !host.http_ready.is_empty() {
                     let (id, json) = host.http_ready.remove(0);
-                    let len = u32::try_from(json.len())?;
-                    host.http_answer = json;
-                    return Ok((i64::from(id) << 32) | i64::from(len));
+                    return announce(host, id, json);
                 }
                 if host.http_inflight.is_empty() {
                     return Ok(-2);
@@ -164,9 +162,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> anyhow::Result<()>
                 let (id, json) = finished.map_err(|e| {
                     wasmtime::Error::msg(format!("an outbound request's task failed: {e}"))
                 })?;
-                let len = u32::try_from(json.len())?;
-                host.http_answer = json;
-                Ok((i64::from(id) << 32) | i64::from(len))
+                announce(host, id, json)
             })
         },
     )?;
@@ -182,6 +178,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> anyhow::Result<()>
         },
     )?;
     Ok(())
+}
+
+/// Keeps a finished request's answer for `read` and returns what `wait` tells the guest.
+fn announce(host: &mut CoreHost, id: u32, json: Vec<u8>) -> wasmtime::Result<i64> {
+    let len = u32::try_from(json.len())?;
+    host.http_answer = json;
+    Ok((i64::from(id) << 32) | i64::from(len))
 }
 
 /// Performs `request` (the JSON of `send`) and returns the answer's JSON (that of `read`):
