@@ -8,6 +8,7 @@
 //! `<name>.toml` in [`config`].
 
 pub mod cache;
+mod canonical;
 pub mod config;
 mod dirty_pages;
 pub mod engine;

@@ -12,6 +12,7 @@
 
 use wasmtime::{Instance, Linker, Memory, Module, Store, TypedFunc, bail, format_err};
 
+use crate::canonical::{self, Realloc};
 use crate::host::CoreHost;
 
 /// The module's export names. wit-bindgen of that era names exports by their whole signature
@@ -122,8 +123,7 @@ pub(crate) async fn init(
         pairs.extend_from_slice(&ptr.to_le_bytes());
         pairs.extend_from_slice(&(arg.len() as u32).to_le_bytes());
     }
-    let list = alloc(store, &guest.realloc, 4, pairs.len()).await?;
-    guest.memory.write(&mut *store, list as usize, &pairs)?;
+    let list = canonical::write_new(&mut *store, &guest.memory, &guest.realloc, 4, &pairs).await?;
     ruby_init
         .call_async(&mut *store, (list, args.len() as i32))
         .await?;
@@ -156,7 +156,7 @@ pub(crate) async fn eval(
 /// The exports every driver step needs, looked up once per call.
 struct Guest {
     memory: Memory,
-    realloc: TypedFunc<(i32, i32, i32, i32), i32>,
+    realloc: Realloc,
     eval: TypedFunc<(i32, i32), i32>,
 }
 
@@ -192,29 +192,19 @@ impl Guest {
     }
 }
 
-async fn alloc(
-    store: &mut Store<CoreHost>,
-    realloc: &TypedFunc<(i32, i32, i32, i32), i32>,
-    align: i32,
-    len: usize,
-) -> wasmtime::Result<i32> {
-    realloc
-        .call_async(&mut *store, (0, 0, align, len.max(1) as i32))
-        .await
-}
-
 /// Copies `s` into guest memory (NUL-terminated when `nul`: `ruby-init` reads C strings).
 async fn write_str(
     store: &mut Store<CoreHost>,
     memory: &Memory,
-    realloc: &TypedFunc<(i32, i32, i32, i32), i32>,
+    realloc: &Realloc,
     s: &str,
     nul: bool,
 ) -> wasmtime::Result<i32> {
-    let ptr = alloc(store, realloc, 1, s.len() + usize::from(nul)).await?;
-    memory.write(&mut *store, ptr as usize, s.as_bytes())?;
-    if nul {
-        memory.write(&mut *store, ptr as usize + s.len(), &[0])?;
+    if !nul {
+        return canonical::write_new(store, memory, realloc, 1, s.as_bytes()).await;
     }
-    Ok(ptr)
+    let mut bytes = Vec::with_capacity(s.len() + 1);
+    bytes.extend_from_slice(s.as_bytes());
+    bytes.push(0);
+    canonical::write_new(store, memory, realloc, 1, &bytes).await
 }

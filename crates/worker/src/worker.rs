@@ -199,13 +199,17 @@ impl Worker {
         let mut linker = Linker::<CoreHost>::new(engine.wasmtime());
         wasi::add_to_linker(&mut linker, |h| &mut h.wasi)?;
         crate::outbound::add_to_linker(&mut linker)?;
+        let original_http = crate::outbound::link_original(&mut linker, &module)?;
         if entry == Entrypoint::RubyReactor {
             ruby::add_to_linker(&mut linker)?;
         }
-        // Anything outside WASI (e.g. the original's `http` interface) links as a trap, so the
-        // module loads and only a call to it fails the request.
+        // Anything else links as a trap, so the module loads and only a call to it fails the
+        // request.
         let provided = |m: &str| {
-            m == "wasi_snapshot_preview1" || m == "wws_http" || entry == Entrypoint::RubyReactor
+            m == "wasi_snapshot_preview1"
+                || m == "wws_http"
+                || (m == "http" && original_http)
+                || entry == Entrypoint::RubyReactor
         };
         let unknown: Vec<String> = module
             .imports()

@@ -45,6 +45,17 @@ fn fetch_through(wws: &Wws, to: &str, extra: &str) -> (u16, String) {
     (status, resp.text().unwrap())
 }
 
+/// POSTs `body` to the Rust worker at `/fetch`, which passes it on to `to`; 200 expected.
+fn post_through(wws: &Wws, to: &str, body: &'static str) -> String {
+    let resp = wws_test_support::wws::client()
+        .post(wws.url(&format!("/fetch?to={to}&method=POST")))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().unwrap()
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -182,13 +193,8 @@ fn rust_workers_send_requests_with_the_sdk() {
     );
     let wws = Wws::start(p.path());
     let echo = urlencode(&upstream.url("echo"));
-    let resp = wws_test_support::wws::client()
-        .post(wws.url(&format!("/fetch?to={echo}&method=POST")))
-        .body("from the worker")
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.text().unwrap(), "200 POST from-rust from the worker");
+    let text = post_through(&wws, &echo, "from the worker");
+    assert_eq!(text, "200 POST from-rust from the worker");
     let resp = wws.get(&format!("/fetch?to={echo}&method=OPTIONS"));
     assert_eq!(resp.status(), 502);
     let text = resp.text().unwrap();
@@ -196,6 +202,59 @@ fn rust_workers_send_requests_with_the_sdk() {
         text.starts_with("NotAllowed") && text.contains("allowed_methods"),
         "{text}"
     );
+}
+
+/// A `.wasm` built with the original's Rust kit imports `http.send-http-request` (wit-bindgen's
+/// 2022 canonical ABI) instead of wws' own calls: it works unchanged, under the same policy.
+#[test]
+fn workers_built_with_the_original_kit_send_requests_through_its_import() {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("data.txt"), "upstream data").unwrap();
+    let upstream = RepoServer::serve(files.path());
+    let p = Project::new();
+    p.wasm("fetch.wasm", "original_fetch");
+    p.file(
+        "fetch.toml",
+        "name = \"fetch\"\nversion = \"1\"\n[features.http_requests]\nallowed_hosts = [\"127.0.0.1\"]\nallow_http = true\nallowed_methods = [\"GET\", \"POST\"]\n",
+    );
+    p.wasm("denied.wasm", "original_fetch");
+    let wws = Wws::start(p.path());
+    assert!(
+        !wws.output().contains("imports not provided by wws"),
+        "{}",
+        wws.output()
+    );
+    let data = urlencode(&upstream.url("data.txt"));
+    assert_eq!(
+        wws.get_text(&format!("/fetch?to={data}"), 200),
+        "200 content-length=13 upstream data"
+    );
+    let echo = urlencode(&upstream.url("echo"));
+    let text = post_through(&wws, &echo, "from the worker");
+    assert!(
+        text.starts_with("200 content-length=")
+            && text.ends_with(" POST from-original-kit from the worker"),
+        "{text}"
+    );
+    // Refusals come back as the kit's error codes: 3 is `not-allowed`, 0 `invalid-request`.
+    let refused = |path: &str| {
+        let resp = wws.get(path);
+        assert_eq!(resp.status(), 502);
+        resp.text().unwrap()
+    };
+    let text = refused(&format!("/fetch?to={echo}&method=OPTIONS"));
+    assert!(
+        text.starts_with("3 ") && text.contains("allowed_methods"),
+        "{text}"
+    );
+    let text = refused(&format!("/denied?to={data}"));
+    assert!(
+        text.starts_with("3 ") && text.contains("[features.http_requests]"),
+        "{text}"
+    );
+    let text = refused(&format!("/fetch?to={data}&method=BOGUS"));
+    assert!(text.starts_with("0 unknown method"), "{text}");
+    assert_eq!(upstream.requests().len(), 2);
 }
 
 #[test]
