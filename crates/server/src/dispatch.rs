@@ -130,8 +130,8 @@ impl App {
         .to_bytes();
         drop(body);
 
-        let stdout = match endpoint.worker.run(Bytes::from(input)).await {
-            Ok(stdout) => stdout,
+        let (stdout, rest) = match endpoint.worker.serve(Bytes::from(input)).await {
+            Ok(answer) => (answer.stdout, answer.rest),
             // Overload: the worker crate logs why once per interval; one line per refused
             // request would flood the log exactly when it matters.
             Err(RunError::Busy) => {
@@ -164,13 +164,21 @@ impl App {
                 return respond::worker_error(StatusCode::INTERNAL_SERVER_ERROR);
             }
         };
+        let mut after = None;
         let changes = match (&endpoint.kv_namespace, output.kv.take()) {
-            (Some(ns), Some(after)) => {
-                let after = after
+            (Some(ns), Some(state)) => {
+                let state: HashMap<String, Option<String>> = state
                     .into_iter()
                     .map(|(k, v)| (k, v.into_string()))
                     .collect();
-                Some((ns, wws_kv::diff(kv, after)))
+                // What the namespace holds once the answer's changes are in, for the trailer's.
+                after = rest.is_some().then(|| {
+                    state
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                        .collect::<HashMap<_, _>>()
+                });
+                Some((ns, wws_kv::diff(kv, state)))
             }
             _ => None,
         };
@@ -190,7 +198,56 @@ impl App {
             tracing::error!(worker, "could not save key/value namespace {ns}: {err:#}");
             return respond::worker_error(StatusCode::SERVICE_UNAVAILABLE);
         }
+        if let Some(rest) = rest {
+            let finish =
+                self.finish_after_answer(endpoint, parts.uri.path().to_owned(), after, rest);
+            tokio::spawn(finish);
+        }
         resp
+    }
+
+    /// The end of a run that answered early: logs how it ended and saves the key/value
+    /// changes made after the answer (its trailer's `kv`, against the answer's).
+    fn finish_after_answer(
+        &self,
+        endpoint: &Endpoint,
+        path: String,
+        answered: Option<HashMap<String, String>>,
+        rest: wws_worker::Rest,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let store = self.kv.clone();
+        let namespace = endpoint.kv_namespace.clone();
+        let worker = endpoint.worker.name().to_owned();
+        async move {
+            let trailer = match rest.await {
+                Ok(trailer) => trailer,
+                Err(err) => {
+                    tracing::error!(worker, path, "worker {err} (after it answered)");
+                    return;
+                }
+            };
+            if trailer.is_empty() {
+                return;
+            }
+            let state = match WorkerResponse::parse(&trailer) {
+                Ok(mut output) => output.kv.take(),
+                Err(err) => {
+                    tracing::error!(worker, path, "worker {err} (after it answered)");
+                    return;
+                }
+            };
+            let (Some(ns), Some(state), Some(answered)) = (namespace, state, answered) else {
+                return;
+            };
+            let state = state
+                .into_iter()
+                .map(|(k, v)| (k, v.into_string()))
+                .collect();
+            let changes = wws_kv::diff(&answered, state);
+            if let Err(err) = store.apply(&ns, changes).await {
+                tracing::error!(worker, "could not save key/value namespace {ns}: {err:#}");
+            }
+        }
     }
 }
 

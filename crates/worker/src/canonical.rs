@@ -1,7 +1,7 @@
 //! Calls into a guest the way wit-bindgen's canonical ABI does: the host asks the guest's
 //! `realloc` export for memory, then writes into it. The guest owns what it receives.
 
-use wasmtime::{AsContextMut, Memory, TypedFunc};
+use wasmtime::{AsContextMut, Caller, Memory, TypedFunc};
 
 use crate::host::CoreHost;
 
@@ -34,4 +34,12 @@ pub(crate) async fn write_new(
     let ptr = alloc(store.as_context_mut(), realloc, align, bytes.len()).await?;
     memory.write(store, ptr as usize, bytes)?;
     Ok(ptr)
+}
+
+/// The calling guest's exported memory; `call` names the host call in the error.
+pub(crate) fn memory(caller: &mut Caller<'_, CoreHost>, call: &str) -> wasmtime::Result<Memory> {
+    caller
+        .get_export("memory")
+        .and_then(wasmtime::Extern::into_memory)
+        .ok_or_else(|| wasmtime::Error::msg(format!("{call}: the module exports no memory")))
 }

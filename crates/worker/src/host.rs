@@ -42,6 +42,8 @@ pub(crate) struct CoreHost {
     pub http_ready: Vec<(u32, Vec<u8>)>,
     /// Id of the next started request.
     pub http_next_id: u32,
+    /// Set when the run may answer before it ends (`early.rs`).
+    pub early: Option<crate::early::EarlyAnswer>,
 }
 
 impl CoreHost {
@@ -63,6 +65,7 @@ impl CoreHost {
             http_inflight: tokio::task::JoinSet::new(),
             http_ready: Vec::new(),
             http_next_id: 0,
+            early: None,
         }
     }
 }

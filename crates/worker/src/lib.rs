@@ -11,6 +11,7 @@ pub mod cache;
 mod canonical;
 pub mod config;
 mod dirty_pages;
+mod early;
 pub mod engine;
 mod error;
 mod host;
@@ -33,7 +34,7 @@ pub use error::RunError;
 pub use limits::Limits;
 pub use program::{Code, Entrypoint, Preopen, Program};
 pub use reuse::{DEFAULT_MAX_REQUESTS, MAX_REQUESTS_ENV, REUSE_ENV};
-pub use worker::{RunOutput, Worker};
+pub use worker::{Answer, Rest, RunOutput, Worker};
 
 /// Re-exported so other crates (snapshots, drivers) use exactly the same wasmtime.
 pub use wasmtime;

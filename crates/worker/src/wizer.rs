@@ -152,6 +152,7 @@ impl<'a> Snapshotter<'a> {
         let mut linker = Linker::<CoreHost>::new(self.engine.wasmtime());
         crate::wasi::add_to_linker(&mut linker, |h| &mut h.wasi).map_err(host_err)?;
         crate::outbound::add_to_linker(&mut linker).map_err(PreinitError::Host)?;
+        crate::early::add_to_linker(&mut linker).map_err(host_err)?;
         if let Init::Ruby(..) = how {
             // As at run time (`Worker::link_module`): the JS-interop imports link as traps.
             crate::ruby::add_to_linker(&mut linker).map_err(host_err)?;

@@ -1,6 +1,8 @@
 //! A prepared worker: compiled and linked once at startup; every request gets a fresh store
 //! and instance from the `InstancePre`, so nothing leaks between requests.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -24,6 +26,18 @@ use crate::wasi::{self, RequestWasi, WasiSpec};
 /// gone to the log, line by line, as it was written.
 pub type RunOutput = Result<Bytes, RunError>;
 
+/// The part of a run left after the worker answered early: resolves to what it wrote on
+/// stdout afterwards (its trailer). Poll it to completion, on a task of its own.
+pub type Rest = Pin<Box<dyn Future<Output = RunOutput> + Send>>;
+
+/// What a run answered ([`Worker::serve`]).
+pub struct Answer {
+    /// The worker's output: its whole stdout, or the output it handed over early.
+    pub stdout: Bytes,
+    /// Set when the worker answered before its run ended (JavaScript `waitUntil` work).
+    pub rest: Option<Rest>,
+}
+
 /// A worker ready to serve requests.
 pub struct Worker {
     name: Arc<str>,
@@ -37,6 +51,8 @@ pub struct Worker {
     pool: Option<reuse::Pool>,
     /// Outbound HTTP it may make.
     http: Option<crate::outbound::Policy>,
+    /// Whether the module can answer before its run ends (it imports `wws_io`, `early.rs`).
+    answers_early: bool,
 }
 
 enum Kind {
@@ -139,6 +155,13 @@ impl Worker {
             };
             Some(reuse::Pool::new(template, max_requests, reuse::default_instances()))
         });
+        let answers_early = pool.is_none()
+            && match &kind {
+                Kind::Command(core) | Kind::Reactor(core) => {
+                    core.pre.module().imports().any(|i| i.module() == "wws_io")
+                }
+                Kind::Ruby(..) | Kind::Component(_) => false,
+            };
         Ok(Self {
             wasi,
             name,
@@ -147,6 +170,7 @@ impl Worker {
             coalescer: program.scattered_writes.then(Arc::default),
             pool,
             http: program.http.clone(),
+            answers_early,
         })
     }
 
@@ -200,6 +224,7 @@ impl Worker {
         wasi::add_to_linker(&mut linker, |h| &mut h.wasi)?;
         crate::outbound::add_to_linker(&mut linker)?;
         let original_http = crate::outbound::link_original(&mut linker, &module)?;
+        crate::early::add_to_linker(&mut linker)?;
         if entry == Entrypoint::RubyReactor {
             ruby::add_to_linker(&mut linker)?;
         }
@@ -208,6 +233,7 @@ impl Worker {
         let provided = |m: &str| {
             m == "wasi_snapshot_preview1"
                 || m == "wws_http"
+                || m == "wws_io"
                 || (m == "http" && original_http)
                 || entry == Entrypoint::RubyReactor
         };
@@ -246,19 +272,53 @@ impl Worker {
         &self.name
     }
 
-    /// Runs the worker once with `stdin` in a fresh instance.
+    /// Runs the worker once with `stdin` in a fresh instance, to its end.
     pub async fn run(&self, stdin: Bytes) -> RunOutput {
+        self.run_with(stdin, None).await
+    }
+
+    /// Runs the worker once with `stdin` in a fresh instance, and answers as soon as the worker
+    /// does: a worker that keeps running after it answered (JavaScript `waitUntil` work)
+    /// leaves the rest of its run in [`Answer::rest`].
+    pub async fn serve(self: &Arc<Self>, stdin: Bytes) -> Result<Answer, RunError> {
+        if !self.answers_early {
+            let stdout = self.run(stdin).await?;
+            return Ok(Answer { stdout, rest: None });
+        }
+        let (to, mut early) = tokio::sync::oneshot::channel();
+        let worker = Arc::clone(self);
+        let mut run = Box::pin(async move { worker.run_with(stdin, Some(to)).await });
+        tokio::select! {
+            biased;
+            Ok(stdout) = &mut early => Ok(Answer { stdout, rest: Some(run) }),
+            output = &mut run => match early.try_recv() {
+                // It answered early and ended in the same poll: `output` is its trailer.
+                Ok(stdout) => Ok(Answer { stdout, rest: Some(Box::pin(async move { output })) }),
+                Err(_) => Ok(Answer { stdout: output?, rest: None }),
+            },
+        }
+    }
+
+    async fn run_with(
+        &self,
+        stdin: Bytes,
+        early: Option<tokio::sync::oneshot::Sender<Bytes>>,
+    ) -> RunOutput {
         let Some(limit) = self.engine.limits().wall_timeout else {
-            return self.run_unbounded(stdin).await;
+            return self.run_unbounded(stdin, early).await;
         };
         // On expiry the run's future is dropped: wasmtime abandons the guest where it waits
         // (or at its next epoch tick), and its store and slot are freed.
-        tokio::time::timeout(limit, self.run_unbounded(stdin))
+        tokio::time::timeout(limit, self.run_unbounded(stdin, early))
             .await
             .unwrap_or(Err(RunError::WallTimeout(limit)))
     }
 
-    async fn run_unbounded(&self, stdin: Bytes) -> RunOutput {
+    async fn run_unbounded(
+        &self,
+        stdin: Bytes,
+        early: Option<tokio::sync::oneshot::Sender<Bytes>>,
+    ) -> RunOutput {
         if let Some(pool) = &self.pool {
             return pool.run(stdin).await;
         }
@@ -307,6 +367,10 @@ impl Worker {
                     self.http.clone(),
                 );
                 let mut store = self.store(data);
+                store.data_mut().early = early.map(|to| crate::early::EarlyAnswer {
+                    to,
+                    limit: limits.max_output_bytes,
+                });
                 let mut memory = None;
                 let outcome = async {
                     let instance = core.pre.instantiate_async(&mut store).await?;

@@ -354,6 +354,65 @@ fn fetches_overlap_and_an_aborted_one_rejects_at_once() {
     assert_eq!(wws.get_text(&abort, 200), "AbortError");
 }
 
+/// `waitUntil` work runs after the response: the client is answered while that work still
+/// waits on the upstream, and its key/value write is saved when it ends.
+#[test]
+fn wait_until_work_runs_after_the_response_and_its_kv_writes_are_kept() {
+    let files = tempfile::tempdir().unwrap();
+    let upstream = RepoServer::serve(files.path());
+    let p = Project::new();
+    p.file(
+        "index.js",
+        r#"
+export default {
+  async fetch(request, env, ctx) {
+    const to = new URL(request.url).searchParams.get("to");
+    if (!to) return new Response(`${await env.KV.get("answered")} ${await env.KV.get("after")}`);
+    await env.KV.put("answered", "yes");
+    ctx.waitUntil(fetch(to).then((r) => r.text()).then((text) => env.KV.put("after", text)));
+    return new Response("answered");
+  },
+};"#,
+    );
+    p.file(
+        "index.toml",
+        "name = \"index\"\nversion = \"1\"\n[data.kv]\nnamespace = \"w\"\n[features.http_requests]\nallowed_hosts = [\"127.0.0.1\"]\nallow_http = true\n",
+    );
+    // Were the answer to wait for the waitUntil work, it would be a 504 after 20 s.
+    let wws = Wws::builder(p.path())
+        .args(["--wall-timeout-ms", "20000"])
+        .start();
+    // The barrier opens when a second request reaches it: the test's, after the answer.
+    let barrier = upstream.url("barrier?n=2");
+    assert_eq!(
+        wws.get_text(&format!("/?to={}", urlencode(&barrier)), 200),
+        "answered"
+    );
+    assert_eq!(wws.get_text("/", 200), "yes null");
+    let opened = wws_test_support::wws::client()
+        .get(&barrier)
+        .send()
+        .unwrap();
+    assert_eq!(opened.text().unwrap(), "open");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let seen = wws.get_text("/", 200);
+        if seen == "yes open" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waitUntil write never landed: {seen}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !wws.output().contains("after it answered"),
+        "{}",
+        wws.output()
+    );
+}
+
 /// An interpreted worker that fetches the `x-to` header's URL (method `x-method`, body
 /// `x-body`) and answers `status redirected content-length text`, or `kind: message` with 502.
 struct Interpreted {

@@ -1,6 +1,7 @@
-"""The engine's `wws_http` imports (wws' outbound HTTP, crates/worker/src/outbound.rs), as wws
+"""The engine's `wws_http` imports (wws' outbound HTTP, crates/worker/src/outbound/), as wws
 answers for a worker without `[features.http_requests]`: every fetch() is refused. The dev
-tools make no network requests."""
+tools make no network requests. Also `wws_io.respond`, declined: the dev tools read the
+whole output at the end (crates/worker/src/early.rs)."""
 
 import json
 
@@ -35,3 +36,4 @@ def define(linker):
     linker.define_func("wws_http", "start", wasmtime.FuncType([i32, i32], [i32]), start, access_caller=True)
     linker.define_func("wws_http", "wait", wasmtime.FuncType([wasmtime.ValType.i64()], [wasmtime.ValType.i64()]), wait, access_caller=True)
     linker.define_func("wws_http", "read", wasmtime.FuncType([i32], []), read, access_caller=True)
+    linker.define_func("wws_io", "respond", wasmtime.FuncType([i32, i32], [i32]), lambda ptr, length: 0)

@@ -60,6 +60,7 @@ pub fn object<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     host.set("btoa", Function::new(ctx.clone(), btoa)?)?;
     host.set("atob", Function::new(ctx.clone(), atob)?)?;
     host.set("outputJson", Function::new(ctx.clone(), output_json)?)?;
+    host.set("respondEarly", Function::new(ctx.clone(), respond_early)?)?;
     host.set("digest", Function::new(ctx.clone(), digest)?)?;
     host.set("hmac", Function::new(ctx.clone(), hmac)?)?;
     host.set("httpStart", Function::new(ctx.clone(), crate::http::start)?)?;
@@ -174,6 +175,29 @@ fn atob(text: String) -> Option<String> {
 /// the Headers list `[[name, value], ...]` (names lowercase, in order); a name given several
 /// values becomes an array. `kv` is `[[key, value or null], ...]`.
 fn output_json(body: Value<'_>, status: i32, headers: Array<'_>, kv: Array<'_>) -> Result<()> {
+    let out = output(body, status, headers, kv)?;
+    OUTPUT.with(|o| *o.borrow_mut() = Some(out));
+    Ok(())
+}
+
+#[link(wasm_import_module = "wws_io")]
+unsafe extern "C" {
+    /// Hands wws a complete output JSON before the run ends (`crates/worker/src/early.rs`);
+    /// 1 when it took it, 0 when the output must come on stdout at the end as usual.
+    #[link_name = "respond"]
+    fn wws_io_respond(ptr: *const u8, len: usize) -> i32;
+}
+
+/// `host.respondEarly(body, status, headers, kv)`: answers the client now, while `waitUntil`
+/// work goes on; false when the host wants the output at the end (then nothing was sent).
+fn respond_early(body: Value<'_>, status: i32, headers: Array<'_>, kv: Array<'_>) -> Result<bool> {
+    let out = output(body, status, headers, kv)?;
+    // SAFETY: the host reads `len` bytes at `ptr`, which `out` keeps alive for the call.
+    Ok(unsafe { wws_io_respond(out.as_ptr(), out.len()) } == 1)
+}
+
+/// The output JSON for these parts (see `output_json`).
+fn output(body: Value<'_>, status: i32, headers: Array<'_>, kv: Array<'_>) -> Result<String> {
     let mut grouped: Vec<(String, Vec<String>)> = Vec::with_capacity(headers.len());
     for pair in headers.iter::<Array>() {
         let pair = pair?;
@@ -237,8 +261,7 @@ fn output_json(body: Value<'_>, status: i32, headers: Array<'_>, kv: Array<'_>) 
         }
     }
     out.push_str("}}");
-    OUTPUT.with(|o| *o.borrow_mut() = Some(out));
-    Ok(())
+    Ok(out)
 }
 
 /// The output JSON written by the last `host.outputJson` call, if any.

@@ -233,10 +233,7 @@ pub(crate) async fn answer(policy: Option<&HttpRequests>, request: &[u8], limit:
 }
 
 fn guest_memory(caller: &mut Caller<'_, CoreHost>) -> wasmtime::Result<wasmtime::Memory> {
-    caller
-        .get_export("memory")
-        .and_then(wasmtime::Extern::into_memory)
-        .ok_or_else(|| wasmtime::Error::msg("wws_http: the module exports no memory"))
+    crate::canonical::memory(caller, "wws_http")
 }
 
 fn guest_bytes(caller: &mut Caller<'_, CoreHost>, ptr: u32, len: u32) -> wasmtime::Result<Vec<u8>> {

@@ -80,12 +80,7 @@ async fn send(mut caller: Caller<'_, CoreHost>, params: Params) -> wasmtime::Res
         uri_len,
         ret,
     ) = params;
-    let memory = caller
-        .get_export("memory")
-        .and_then(wasmtime::Extern::into_memory)
-        .ok_or_else(|| {
-            wasmtime::Error::msg("http.send-http-request: the module exports no memory")
-        })?;
+    let memory = canonical::memory(&mut caller, "http.send-http-request")?;
     let realloc: Realloc = ["canonical_abi_realloc", "cabi_realloc"]
         .iter()
         .find_map(|name| caller.get_export(name)?.into_func()?.typed(&caller).ok())

@@ -3,8 +3,8 @@
 // Service-worker style: `addEventListener("fetch", (event) => event.respondWith(r))`, where r
 // is a Response or a promise of one. Module style: `export default { fetch(request, env, ctx) }`
 // (any default export with a fetch method, a Hono app for instance); `env` holds the
-// worker's vars and the `KV` binding, `ctx.waitUntil(promise)` delays the output until the
-// promise settles. The Rust side tells the styles apart by parsing (see src/worker.rs).
+// worker's vars and the `KV` binding, `ctx.waitUntil(promise)` keeps the worker running
+// after it answered, until the promise settles. The Rust side tells the styles apart by parsing (see src/worker.rs).
 
 let moduleHandler = null;
 const fetchListeners = [];
@@ -227,12 +227,21 @@ async function settleWaits(waits) {
 }
 
 // The outcome for a settled Response: at once when neither the body nor waitUntil needs
-// waiting (the common case costs no promise hop), else a promise.
+// waiting (the common case costs no promise hop), else a promise. With waitUntil work pending,
+// the client gets its answer now (when wws can take it early) and the output written at the
+// end is only a trailer with the final `kv`.
 function complete(response, waits) {
   const output = outputOf(response);
   if (!(output instanceof Promise) && waits.length === 0) return succeed(output);
-  return Promise.resolve(output).then((o) => settleWaits(waits).then(() => succeed(o)));
+  return Promise.resolve(output).then((o) => {
+    if (waits.length > 0 && host.respondEarly(o.body, o.status, o.headers, kvForOutput())) {
+      return settleWaits(waits).then(() => succeed(TRAILER));
+    }
+    return settleWaits(waits).then(() => succeed(o));
+  });
 }
+
+const TRAILER = Object.freeze({ body: null, status: 200, headers: [] });
 
 // Serves one request (the request JSON's fields, see incomingRequest): [0, ""] once the
 // output is with the host or [1, error report], at once when the handler answered
