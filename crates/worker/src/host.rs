@@ -1,6 +1,7 @@
 //! Per-request store data: the WASI state (`wasi/`), the memory limiter, the CPU budget, and
 //! the pipe that logs stderr.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::ResourceTable;
@@ -120,7 +121,9 @@ pub(crate) fn store_limits(limits: &Limits) -> StoreLimits {
 }
 
 /// Worker stderr, logged live one line at a time and tagged with the worker's name. At most
-/// `cap` bytes per run reach the log; the rest is dropped without failing the guest.
+/// `cap` bytes per run reach the log as they are written; past that, only the last
+/// [`TAIL`] bytes are kept and logged when the run ends, because that is where a failing
+/// worker reports why (a JavaScript exception after a large `console.log`).
 #[derive(Clone)]
 pub(crate) struct LogPipe {
     worker: Arc<str>,
@@ -132,11 +135,17 @@ pub(crate) struct LogPipe {
 struct LogState {
     line: Vec<u8>,
     logged: usize,
-    truncated: bool,
+    /// Bytes past the cap that are not in `tail`.
+    dropped: usize,
+    /// The last lines past the cap, at most [`TAIL`] bytes.
+    tail: VecDeque<Vec<u8>>,
+    tail_bytes: usize,
 }
 
-/// Longest line kept before it is logged anyway.
+/// Longest line kept before it is logged anyway (a longer one is logged in pieces).
 const MAX_LINE: usize = 8 << 10;
+/// The end of an overlong stderr that is logged when the run ends.
+const TAIL: usize = 8 << 10;
 
 impl LogPipe {
     pub(crate) fn new(worker: Arc<str>, cap: usize) -> Self {
@@ -148,14 +157,15 @@ impl LogPipe {
     }
 
     pub(crate) fn push(&self, mut bytes: &[u8]) {
-        let mut st = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut st = self.lock();
         while !bytes.is_empty() {
-            let (chunk, rest, newline) = match bytes.iter().position(|&b| b == b'\n') {
+            let room = MAX_LINE - st.line.len();
+            let (chunk, rest, newline) = match bytes.iter().take(room).position(|&b| b == b'\n') {
                 Some(i) => (&bytes[..i], &bytes[i + 1..], true),
-                None => (bytes, &[][..], false),
+                None => {
+                    let n = bytes.len().min(room);
+                    (&bytes[..n], &bytes[n..], false)
+                }
             };
             st.line.extend_from_slice(chunk);
             if newline || st.line.len() >= MAX_LINE {
@@ -165,38 +175,64 @@ impl LogPipe {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn emit(&self, st: &mut LogState) {
         let line = std::mem::take(&mut st.line);
-        if st.logged >= self.cap {
-            if !st.truncated {
-                st.truncated = true;
-                tracing::warn!(target: "wws::worker", worker = %self.worker, "stderr limit of {} bytes reached; further output dropped", self.cap);
-            }
+        if st.logged < self.cap {
+            st.logged += line.len() + 1;
+            self.log(&line);
             return;
         }
-        st.logged += line.len() + 1;
-        tracing::info!(target: "wws::worker", worker = %self.worker, "{}", String::from_utf8_lossy(&line).trim_end_matches('\r'));
+        if st.tail.is_empty() && st.dropped == 0 {
+            tracing::warn!(target: "wws::worker", worker = %self.worker, "stderr limit of {} bytes reached; the rest is dropped but for its last lines, logged when the run ends", self.cap);
+        }
+        st.tail_bytes += line.len();
+        st.tail.push_back(line);
+        while st.tail_bytes > TAIL {
+            let Some(old) = st.tail.pop_front() else {
+                break;
+            };
+            st.tail_bytes -= old.len();
+            st.dropped += old.len() + 1;
+        }
+    }
+
+    fn log(&self, line: &[u8]) {
+        tracing::info!(target: "wws::worker", worker = %self.worker, "{}", String::from_utf8_lossy(line).trim_end_matches('\r'));
+    }
+
+    /// Logs what the cap held back: how much was dropped, then the last lines.
+    fn flush_tail(&self, st: &mut LogState) {
+        if st.tail.is_empty() {
+            return;
+        }
+        tracing::warn!(target: "wws::worker", worker = %self.worker, "{} bytes of stderr dropped; its last {} lines follow", st.dropped, st.tail.len());
+        for line in std::mem::take(&mut st.tail) {
+            self.log(&line);
+        }
+        st.tail_bytes = 0;
+        st.dropped = 0;
     }
 
     /// Starts a new request's allowance of `cap` bytes (reuse mode: one pipe, many requests).
     pub(crate) fn reset(&self) {
-        let mut st = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut st = self.lock();
+        self.flush_tail(&mut st);
         st.logged = 0;
-        st.truncated = false;
     }
 
-    /// Logs a last line that had no newline.
+    /// Logs a last line that had no newline, and what the cap held back.
     pub fn finish(&self) {
-        let mut st = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut st = self.lock();
         if !st.line.is_empty() {
             self.emit(&mut st);
         }
+        self.flush_tail(&mut st);
     }
 }
 

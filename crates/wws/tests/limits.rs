@@ -135,3 +135,22 @@ fn output_and_body_limits() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// Past the 64 KiB of stderr a run may log, the middle is dropped but the end is kept: the
+/// exception a worker reports after a large `console.log` still reaches the log, and no log
+/// line is longer than 8 KiB however long the worker's line.
+#[test]
+fn an_error_after_a_flood_of_stderr_still_reaches_the_log() {
+    let p = Project::new();
+    p.file(
+        "index.js",
+        r#"export default { async fetch() { console.log("payload", "y".repeat(200000)); console.log("z".repeat(100)); throw new Error("the real problem"); } };"#,
+    );
+    let wws = Wws::start(p.path());
+    assert_eq!(wws.get("/").status(), 500);
+    wws.wait_for_output("Error: the real problem");
+    let output = wws.output();
+    assert!(output.contains("bytes of stderr dropped"), "{output}");
+    let longest = output.lines().map(str::len).max().unwrap_or_default();
+    assert!(longest < 9 << 10, "a log line of {longest} bytes");
+}
