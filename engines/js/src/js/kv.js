@@ -11,6 +11,8 @@
 let kvState = Object.create(null);
 // Keys of the request's snapshot that the worker deleted: sent back as null (removed).
 let kvDeleted = new Set();
+// Whether this request was told that KV.put's options are ignored.
+let kvOptionsWarned = false;
 
 function kvDelete(key) {
   if (Object.prototype.hasOwnProperty.call(kvState, key)) {
@@ -33,11 +35,21 @@ function kvForOutput() {
   return out;
 }
 
-function kvString(value) {
+// Values are text (the protocol's, and the original's): bytes are stored as their UTF-8 text,
+// and bytes that are not UTF-8 are refused rather than altered.
+function kvText(bytes, method) {
+  try {
+    return utf8Decode(bytes, true);
+  } catch {
+    throw new TypeError(`${method}: the value's bytes are not UTF-8 text, and key/value values are text in wws: encode binary data first (for example as base64 with btoa)`);
+  }
+}
+
+function kvString(value, method) {
   if (typeof value === "string") return value;
   if (value !== null && typeof value === "object") {
     const view = viewOf(value);
-    if (view) return utf8Decode(view, false);
+    if (view) return kvText(view, method);
     // The incoming request's body or text() (see `readingAsText`): its text, as the original stored it.
     if (Object.hasOwn(value, Symbol.toPrimitive)) return String(value);
     const json = JSON.stringify(value);
@@ -52,7 +64,7 @@ const Cache = {
     return Object.prototype.hasOwnProperty.call(kvState, key) ? kvState[key] : undefined;
   },
   set(key, value) {
-    kvSet(String(key), kvString(value));
+    kvSet(String(key), kvString(value, "Cache.set"));
   },
   delete(key) {
     kvDelete(String(key));
@@ -98,10 +110,14 @@ const KV = {
   getWithMetadata(key, options) {
     return this.get(key, options).then((value) => ({ value, metadata: null }));
   },
-  put(key, value) {
+  put(key, value, options) {
     return asPromise(() => {
-      if (value instanceof ReadableStream) return readAllBytes(value).then((b) => kvSet(String(key), utf8Decode(b, false)));
-      kvSet(String(key), kvString(value));
+      if (options && !kvOptionsWarned && ["expiration", "expirationTtl", "metadata"].some((name) => options[name] !== undefined)) {
+        kvOptionsWarned = true;
+        host.writeErr("[warn] KV.put: expiration, expirationTtl and metadata are not supported by wws; the value is stored without them");
+      }
+      if (value instanceof ReadableStream) return readAllBytes(value).then((b) => kvSet(String(key), kvText(b, "KV.put")));
+      kvSet(String(key), kvString(value, "KV.put"));
       return undefined;
     });
   },
@@ -129,6 +145,7 @@ Object.defineProperty(KV, Symbol.toStringTag, { value: "KVNamespace" });
 // The request's namespace, as [[key, value], ...] (see src/request.rs).
 function setKvPairs(pairs) {
   kvState = Object.create(null);
+  kvOptionsWarned = false;
   if (kvDeleted.size !== 0) kvDeleted = new Set();
   for (let i = 0; i < pairs.length; i++) kvState[pairs[i][0]] = pairs[i][1];
 }

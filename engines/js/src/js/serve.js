@@ -201,6 +201,11 @@ function outputWith(response, body, text) {
   if (text !== null && text !== "" && (text[0] === "<" || text.charCodeAt(0) <= 32) && responseDefaultType(response) && HTML_MARKUP.test(text)) {
     headers = headers.map(([name, value]) => [name, name === "content-type" ? "text/html;charset=UTF-8" : value]);
   }
+  // wws serves an output without a type as text/html (the original's default); bytes of an
+  // unknown type must not be, or a worker echoing a client's bytes serves their HTML.
+  if (body instanceof Uint8Array && body.byteLength !== 0 && !headers.some(([name]) => name === "content-type")) {
+    headers = [...headers, ["content-type", "application/octet-stream"]];
+  }
   return { body, status: response.status === 0 ? 500 : response.status, headers };
 }
 
