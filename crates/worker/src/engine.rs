@@ -27,6 +27,9 @@ use crate::tuning::Tuning;
 /// How often the epoch advances. The CPU-time limit is counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Native stack a guest may use.
+const MAX_WASM_STACK: usize = 2 << 20;
+
 /// Shared engine state: the wasmtime engine, the limits, and the instance slots (`slots.rs`).
 #[derive(Clone)]
 pub struct Engine {
@@ -154,7 +157,12 @@ fn config(
         // Component-model async is not used; turning it off makes `Store::new` cheaper.
         .concurrency_support(false)
         .memory_guaranteed_dense_image_size(128 << 20)
-        .memory_init_cow(tuning.cow);
+        .memory_init_cow(tuning.cow)
+        // 4× wasmtime's default: room for about 2,500 nested JavaScript calls. It overflows
+        // before the JS engine's 1 MiB shadow stack does, so deep recursion always ends in
+        // the clean stack-overflow trap. Only what a request uses is touched.
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(MAX_WASM_STACK + (256 << 10));
     // `WWS_PERF_MAP=1` writes /tmp/perf-PID.map so `perf report` names the guests' functions.
     if std::env::var_os("WWS_PERF_MAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);

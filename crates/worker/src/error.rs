@@ -17,6 +17,11 @@ pub enum RunError {
     /// The worker printed more than [`Limits::max_output_bytes`](crate::Limits).
     #[error("printed more than the output limit of {0} bytes")]
     OutputTooLarge(usize),
+    /// The guest's call stack ran out: runaway or very deep recursion.
+    #[error(
+        "ran out of call stack (runaway or very deep recursion; a JavaScript worker has room for about 2,500 nested calls, 1,000 async ones)"
+    )]
+    StackOverflow,
     /// The worker called `exit` with a non-zero code.
     #[error("exited with code {0}")]
     Exit(i32),

@@ -471,5 +471,8 @@ pub(crate) fn classify(
     if err.downcast_ref::<OutputLimit>().is_some() {
         return Err(RunError::OutputTooLarge(limits.max_output_bytes));
     }
+    if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow) {
+        return Err(RunError::StackOverflow);
+    }
     Err(RunError::Trap(anyhow::Error::from(err)))
 }

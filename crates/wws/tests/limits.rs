@@ -154,3 +154,24 @@ fn an_error_after_a_flood_of_stderr_still_reaches_the_log() {
     let longest = output.lines().map(str::len).max().unwrap_or_default();
     assert!(longest < 9 << 10, "a log line of {longest} bytes");
 }
+
+/// Runaway recursion ends the request with a 500 and a log line that says what happened
+/// (not a wasm backtrace), and the next request is served.
+#[test]
+fn runaway_recursion_is_reported_as_such() {
+    let p = Project::new();
+    p.file(
+        "index.js",
+        r#"export default { async fetch(request) {
+  const n = Number(new URL(request.url).searchParams.get("n"));
+  const f = (k) => (k === 0 ? 0 : f(k - 1) + 1);
+  return new Response(`depth ${f(n)}`);
+} };"#,
+    );
+    let wws = Wws::start(p.path());
+    assert_eq!(wws.get_text("/?n=2000", 200), "depth 2000");
+    assert_eq!(wws.get("/?n=1000000").status(), 500);
+    wws.wait_for_output("ran out of call stack");
+    assert!(!wws.output().contains("wasm backtrace"), "{}", wws.output());
+    assert_eq!(wws.get_text("/?n=10", 200), "depth 10");
+}
