@@ -56,8 +56,10 @@ impl App {
 
     async fn route(&self, req: Request<Incoming>) -> Response<Body> {
         let path = req.uri().path().to_owned();
+        // Files are read-only: only GET and HEAD are theirs; a DELETE goes to the worker.
+        let reads = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
         if let Some(found) = self.routes.find(&path) {
-            if found.route.kind != RouteKind::Static {
+            if found.route.kind != RouteKind::Static && reads {
                 // A file in public/ wins over dynamic and catch-all routes (spec §2.5).
                 if let Some(resp) = self.static_file(&path, req.headers()).await {
                     return resp;
@@ -68,6 +70,16 @@ impl App {
             return self.run_worker(&self.endpoints[index], req, params).await;
         }
         if let Some(resp) = self.static_file(&path, req.headers()).await {
+            if reads {
+                return resp;
+            }
+            let mut resp = respond::simple(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "a static file answers GET and HEAD only\n",
+            );
+            resp.headers_mut()
+                .insert(header::ALLOW, http::HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
         self.not_found().await

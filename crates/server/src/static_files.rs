@@ -2,7 +2,8 @@
 //!
 //! A request path maps to a file only through plain path segments: `..`, `.`, empty segments
 //! after decoding, backslashes, NUL and hidden names (starting with `.`) are refused, and the
-//! resolved file must still be inside `public/` after symlinks are followed. Folders serve their
+//! resolved file must still be inside the project after symlinks are followed: a symlink in
+//! `public/` may point elsewhere in the project (`public/build -> ../dist`), not out of it. Folders serve their
 //! `index.html`. `public/404.html`, when present, is the body of every 404 — with status 404
 //! (the original may have answered 200).
 //!
@@ -44,6 +45,8 @@ pub struct StaticFile {
 #[derive(Clone)]
 pub struct StaticFiles {
     root: PathBuf,
+    /// Where a resolved file must be (the project folder, symlinks followed).
+    within: PathBuf,
     cache: Arc<RwLock<Cache>>,
 }
 
@@ -101,11 +104,14 @@ impl Version {
 }
 
 impl StaticFiles {
-    /// Serves `dir` if it is a folder; `None` otherwise.
-    pub fn new(dir: &Path) -> Option<Self> {
+    /// Serves `dir` if it is a folder, with files found inside `within` (the project);
+    /// `None` otherwise.
+    pub fn new(dir: &Path, within: &Path) -> Option<Self> {
         let root = dir.canonicalize().ok()?;
+        let within = within.canonicalize().ok()?;
         root.is_dir().then_some(Self {
             root,
+            within,
             cache: Arc::default(),
         })
     }
@@ -131,7 +137,7 @@ impl StaticFiles {
         if file.is_dir() {
             file = file.join("index.html").canonicalize().ok()?;
         }
-        (file.starts_with(&self.root) && file.is_file()).then_some(file)
+        (file.starts_with(&self.within) && file.is_file()).then_some(file)
     }
 
     /// Reads the file for `path`, if any.
@@ -240,7 +246,7 @@ mod tests {
         std::fs::write(public.join("sub/index.html"), "i").unwrap();
         std::fs::write(public.join(".secret"), "s").unwrap();
         std::fs::write(dir.path().join("index.js"), "worker").unwrap();
-        let files = StaticFiles::new(&public).unwrap();
+        let files = StaticFiles::new(&public, dir.path()).unwrap();
         assert!(files.resolve("/a.txt").is_some());
         assert!(files.resolve("/sub").unwrap().ends_with("sub/index.html"));
         assert!(files.resolve("/sub/").is_some());
@@ -255,5 +261,22 @@ mod tests {
         ] {
             assert!(files.resolve(bad).is_none(), "{bad} must not resolve");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_may_point_within_the_project_only() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "s").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let public = dir.path().join("public");
+        std::fs::create_dir_all(dir.path().join("dist")).unwrap();
+        std::fs::create_dir_all(&public).unwrap();
+        std::fs::write(dir.path().join("dist/app.css"), "css").unwrap();
+        std::os::unix::fs::symlink("../dist", public.join("build")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), public.join("out")).unwrap();
+        let files = StaticFiles::new(&public, dir.path()).unwrap();
+        assert!(files.resolve("/build/app.css").is_some());
+        assert!(files.resolve("/out/secret.txt").is_none());
     }
 }

@@ -2,10 +2,10 @@
 //! container or a process manager can configure wws without a wrapper script; a flag given on
 //! the command line wins over the variable.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::FalseyValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 /// The default runtime repository: the original project's public index, kept for compatibility.
 pub const DEFAULT_REPO_URL: &str = "https://workers.wasmlabs.dev/repository/v1/index.toml";
@@ -30,9 +30,9 @@ pub struct Cli {
 /// Flags of the default (serve) command.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to bind.
+    /// Address to bind: an IP address (`0.0.0.0`, `::1`, `[::1]`) or a host name (`localhost`).
     #[arg(long, default_value = "127.0.0.1", env = "WWS_HOST")]
-    pub host: IpAddr,
+    pub host: String,
 
     /// Port to bind; `0` picks a free port and prints the one it got.
     #[arg(short, long, default_value_t = 8080, env = "WWS_PORT")]
@@ -42,8 +42,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "", env = "WWS_PREFIX")]
     pub prefix: String,
 
-    /// Glob of files that are not workers (repeatable), e.g. `--ignore "target/**"`.
-    #[arg(long, env = "WWS_IGNORE", value_delimiter = ',')]
+    /// Glob of files that are not workers, e.g. `--ignore "target/**"`. Repeat the flag for
+    /// several, or use braces: `--ignore "{target,lib}/**"` (`WWS_IGNORE` holds one glob).
+    #[arg(long, env = "WWS_IGNORE")]
     pub ignore: Vec<String>,
 
     /// Origin allowed to call the workers from a browser (repeatable); `*` allows any.
@@ -52,7 +53,8 @@ pub struct ServeArgs {
 
     /// Stop when a runtime `.wws.toml` lists cannot be installed. wws installs the missing ones
     /// by itself either way; without this flag, the files of one that fails are not served.
-    #[arg(short = 'i', long, env = "WWS_INSTALL_RUNTIMES")]
+    #[arg(short = 'i', long, env = "WWS_INSTALL_RUNTIMES", action = ArgAction::SetTrue,
+          value_parser = FalseyValueParser::new())]
     pub install_runtimes: bool,
 
     /// Folder for compiled modules, so later starts skip compiling (default: `.wws/cache` in
@@ -62,7 +64,8 @@ pub struct ServeArgs {
 
     /// Accepted for compatibility: the original's admin panel is not part of wws (a warning
     /// says so).
-    #[arg(long, env = "WWS_ENABLE_PANEL")]
+    #[arg(long, env = "WWS_ENABLE_PANEL", action = ArgAction::SetTrue,
+          value_parser = FalseyValueParser::new())]
     pub enable_panel: bool,
 
     #[command(flatten)]

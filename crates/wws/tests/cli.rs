@@ -109,3 +109,46 @@ fn sigterm_lets_in_flight_requests_finish() {
     assert!(status.success(), "exit status {status:?}");
     assert!(started.elapsed().as_millis() >= 1500);
 }
+
+/// `--host` takes a name, `--ignore` a glob with braces (not split on commas), boolean
+/// variables the usual spellings, and a `.wws.toml` that does not parse is warned about and
+/// left out, as the original did, instead of stopping the start.
+#[test]
+fn host_names_brace_globs_boolean_variables_and_a_broken_project_file() {
+    let p = Project::new();
+    p.wasm("index.wasm", "hello");
+    p.wasm("target/skip.wasm", "hello");
+    p.wasm("lib/skip.wasm", "hello");
+    p.file(".wws.toml", "version = [");
+    let mut cmd = wws_command();
+    cmd.arg(p.path())
+        .args([
+            "--port",
+            "0",
+            "--host",
+            "localhost",
+            "--ignore",
+            "{target,lib}/**",
+        ])
+        .env("WWS_ENABLE_PANEL", "0")
+        .env("WWS_INSTALL_RUNTIMES", "");
+    let wws = wws_test_support::WwsBuilder::from_command(cmd).start();
+    assert!(
+        wws.url("/").starts_with("http://localhost:"),
+        "{}",
+        wws.url("/")
+    );
+    assert_eq!(wws.get_text("/", 200), "Hello from wws");
+    wws.get_text("/target/skip", 404);
+    wws.get_text("/lib/skip", 404);
+    let out = wws.output();
+    assert!(
+        out.contains(".wws.toml is not a valid project file"),
+        "{out}"
+    );
+    assert!(!out.contains("admin panel"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join(".wws.toml")).unwrap(),
+        "version = ["
+    );
+}

@@ -159,3 +159,35 @@ fn caches_revalidate_with_304_and_players_get_byte_ranges() {
     assert_ne!(resp.headers()["etag"], etag.as_str());
     assert_eq!(resp.text().unwrap(), "body { color: blue; }");
 }
+
+/// Files answer GET and HEAD only: another method on a file is 405 with `Allow`, or goes to
+/// the dynamic worker whose route also matches. A symlink in `public/` may point elsewhere
+/// in the project (a build folder), never out of it.
+#[cfg(unix)]
+#[test]
+fn only_reads_get_files_and_symlinks_stay_in_the_project() {
+    let p = project();
+    p.file("dist/app.css", "built");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink("../dist", p.path().join("public/build")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.path().join("public/out")).unwrap();
+    let wws = Wws::start(p.path());
+    assert_eq!(wws.get_text("/build/app.css", 200), "built");
+    assert_eq!(wws.get("/out/secret.txt").status(), 404);
+
+    let client = wws_test_support::wws::client();
+    let resp = client.post(wws.url("/about/index.html")).send().unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    let resp = client.head(wws.url("/about/index.html")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    // `[id].wasm` matches /main.css too: a DELETE is the worker's, not the file's.
+    let resp = client.delete(wws.url("/main.css")).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().unwrap();
+    assert!(
+        body.contains("main.css") && !body.contains("color"),
+        "{body}"
+    );
+}

@@ -1,7 +1,7 @@
 //! `wws [PATH]`: prepare every worker of the project and serve HTTP until SIGINT/SIGTERM.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -97,14 +97,7 @@ async fn serve(
         started.elapsed()
     ));
 
-    let listener = std::net::TcpListener::bind((args.host, args.port)).with_context(|| {
-        format!(
-            "cannot listen on {}:{}; is another server using it? Pick another with --port (0 picks a free one)",
-            args.host, args.port
-        )
-    })?;
-    listener.set_nonblocking(true)?;
-    let addr: SocketAddr = listener.local_addr()?;
+    let (listener, addr) = bind(&args.host, args.port)?;
     for route in routes.iter() {
         say(format_args!("    - http://{addr}{}", route.path));
         say(format_args!(
@@ -115,7 +108,7 @@ async fn serve(
     let app = Arc::new(App::new(
         routes,
         endpoints,
-        StaticFiles::new(&root.join("public")),
+        StaticFiles::new(&root.join("public"), root),
         Cors::new(args.cors),
         Arc::new(wws_kv::MemoryStore::new()),
         AppConfig {
@@ -130,6 +123,54 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Listens on `host` (an IP address, `[v6]`, or a name resolved as the original did) and
+/// `port`. Returns the listener and how to show its address: the name a user gave, the
+/// address otherwise.
+fn bind(host: &str, port: u16) -> anyhow::Result<(std::net::TcpListener, String)> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let addrs: Vec<SocketAddr> = (bare, port)
+        .to_socket_addrs()
+        .with_context(|| {
+            format!("cannot resolve --host {host}: give an IP address or a name of this machine")
+        })?
+        .collect();
+    let mut failure = None;
+    for addr in &addrs {
+        match std::net::TcpListener::bind(addr) {
+            Ok(listener) => {
+                listener.set_nonblocking(true)?;
+                let bound = listener.local_addr()?;
+                let shown = if bare.parse::<std::net::IpAddr>().is_ok() {
+                    bound.to_string()
+                } else {
+                    format!("{bare}:{}", bound.port())
+                };
+                return Ok((listener, shown));
+            }
+            Err(err) => failure = Some((*addr, err)),
+        }
+    }
+    let Some((addr, err)) = failure else {
+        anyhow::bail!("--host {host} resolves to no address");
+    };
+    let hint = match err.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "is another server using it? Pick another with --port (0 picks a free one)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges (root or CAP_NET_BIND_SERVICE); pick another with --port"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "the address is not one of this machine's; check --host"
+        }
+        _ => "check --host and --port",
+    };
+    Err(anyhow::Error::new(err).context(format!("cannot listen on {addr}; {hint}")))
+}
+
 /// The runtimes `.wws.toml` lists, after installing the missing ones: commit `.wws.toml` and a
 /// fresh checkout just runs. One that cannot be installed (offline, a read-only checkout, a
 /// repository gone) leaves its files unserved with a warning, as the original did without
@@ -138,19 +179,21 @@ fn installed_runtimes(
     root: &Path,
     strict: bool,
 ) -> anyhow::Result<Vec<wws_repository::InstalledRuntime>> {
-    match wws_repository::install_missing(root) {
-        Ok(installed) => Ok(installed),
+    let err = match wws_repository::install_missing(root) {
+        Ok(installed) => return Ok(installed),
         Err(err) if strict => {
-            Err(err.context("There was an error installing the missing runtimes"))
+            return Err(err.context("There was an error installing the missing runtimes"));
         }
-        Err(err) => {
-            let console: &dyn wws_repository::Reporter = &wws_repository::Console;
-            console.warn(&format!("Required language runtimes are not installed, so their files are not served: {err:#}"));
-            console
-                .warn("Start with -i (--install-runtimes) to stop instead of serving without them");
-            wws_repository::installed_runtimes(root)
-        }
-    }
+        Err(err) => err,
+    };
+    let console: &dyn wws_repository::Reporter = &wws_repository::Console;
+    console.warn(&format!(
+        "Required language runtimes are not installed, so their files are not served: {err:#}"
+    ));
+    console.warn("Start with -i (--install-runtimes) to stop instead of serving without them");
+    // A `.wws.toml` that does not parse lists nothing that can be served (the original ignored
+    // it too); it is left untouched.
+    Ok(wws_repository::installed_runtimes(root).unwrap_or_default())
 }
 
 /// Prepares the worker of every route, on one thread per core: a warm start is mostly mapping
