@@ -163,7 +163,7 @@ impl Installed {
                 .with_context(|| format!("cannot read the polyfill {}", path.display()))?;
             files.push((polyfill.filename.clone(), bytes));
         }
-        let src = crate::generated::write(&crate::generated::kind_dir(root, ext), &files)?;
+        let src = crate::generated::write(root, ext, &files)?;
 
         let mut env: Vec<(String, String)> = meta
             .envs

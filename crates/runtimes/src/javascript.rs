@@ -77,10 +77,7 @@ impl JavaScript {
                 e.valid_up_to()
             );
         }
-        let src = crate::generated::write(
-            &crate::generated::kind_dir(root, "js"),
-            &[("index.js".to_string(), source)],
-        )?;
+        let src = crate::generated::write(root, "js", &[("index.js".to_string(), source)])?;
         let mut env = config.vars.clone();
         env.push(("WWS_WORKER_FILE".to_string(), name.clone()));
         let mut preopens = vec![Preopen {

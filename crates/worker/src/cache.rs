@@ -239,7 +239,7 @@ impl ModuleCache {
             Ok(file) => Some(file),
             Err(err) => {
                 tracing::warn!(
-                    "could not cache a compiled module in {}: {err:#}",
+                    "could not cache a compiled module in {}: {err:#} (--cache-dir names a writable folder; without a cache every start compiles again)",
                     self.dir.display()
                 );
                 None

@@ -152,3 +152,46 @@ fn host_names_brace_globs_boolean_variables_and_a_broken_project_file() {
         "version = ["
     );
 }
+
+/// A project its user cannot write (a checkout mounted read-only in a container) is served:
+/// generated worker files go to the user's cache. Needs root, to run wws as `nobody`.
+#[cfg(unix)]
+#[test]
+fn a_read_only_project_is_served() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout != b"0\n")
+        .unwrap_or(true)
+    {
+        panic!("this test runs wws as `nobody` with setpriv, which needs root");
+    }
+    let p = Project::new();
+    p.file(
+        "index.js",
+        r#"addEventListener("fetch", (e) => e.respondWith(new Response("read-only")));"#,
+    );
+    let bin = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let wws = bin.path().join("wws");
+    std::fs::copy(wws_test_support::wws::wws_bin(), &wws).unwrap();
+    for dir in [bin.path(), home.path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::set_permissions(p.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "env"])
+        .arg(format!("HOME={}", home.path().display()))
+        .arg(&wws)
+        .arg(p.path())
+        .args(["--port", "0"]);
+    let server = wws_test_support::WwsBuilder::from_command(cmd).start();
+    assert_eq!(server.get_text("/", 200), "read-only");
+    assert!(
+        server.output().contains("is read-only"),
+        "{}",
+        server.output()
+    );
+    assert!(!p.path().join(".wws").exists());
+}
