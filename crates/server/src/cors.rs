@@ -15,10 +15,26 @@ pub struct Cors {
 
 impl Cors {
     /// Allows the given origins (`*` for any).
+    /// Origins as given (`--cors`), trimmed and without a trailing `/` (a browser's `Origin`
+    /// has none); one that is not `*` or `scheme://host[:port]` is named in a warning.
     pub fn new(origins: Vec<String>) -> Self {
-        Self {
-            origins: origins.into_iter().filter(|o| !o.is_empty()).collect(),
-        }
+        let origins = origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .inspect(|o| {
+                let shaped = o == "*"
+                    || o.split_once("://").is_some_and(|(scheme, rest)| {
+                        !scheme.is_empty() && !rest.is_empty() && !rest.contains(['/', ' ', ','])
+                    });
+                if !shaped {
+                    tracing::warn!(
+                        "--cors {o:?} is not an origin (`*` or scheme://host[:port], like https://app.example): no browser sends it"
+                    );
+                }
+            })
+            .collect();
+        Self { origins }
     }
 
     /// Whether CORS is configured.
@@ -106,6 +122,13 @@ mod tests {
             "https://b.test"
         );
         assert!(cors.allow_origin(&req("https://evil.test")).is_none());
+    }
+
+    #[test]
+    fn origins_are_trimmed_and_lose_a_trailing_slash() {
+        let cors = Cors::new(vec!["https://a.test/".into(), " https://b.test".into()]);
+        assert!(cors.allow_origin(&req("https://a.test")).is_some());
+        assert!(cors.allow_origin(&req("https://b.test")).is_some());
     }
 
     #[test]

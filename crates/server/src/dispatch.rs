@@ -39,6 +39,30 @@ impl App {
     }
 
     async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
+        // Only origin-form targets (`/path?query`) name a route: `OPTIONS *` asks about the
+        // server, CONNECT asks for a tunnel, and `GET about` is malformed.
+        if req.method() == http::Method::CONNECT {
+            return respond::simple(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "wws is not a proxy\n",
+            );
+        }
+        if !req.uri().path().starts_with('/') {
+            if req.method() == http::Method::OPTIONS && req.uri().path() == "*" {
+                let mut resp = respond::simple(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
+                resp.headers_mut().insert(
+                    header::ALLOW,
+                    http::HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                );
+                return resp;
+            }
+            return respond::simple(
+                StatusCode::BAD_REQUEST,
+                "text/plain; charset=utf-8",
+                "the request target must be a path starting with /\n",
+            );
+        }
         if !self.cors.enabled() {
             return self.route(req).await;
         }
@@ -263,6 +287,15 @@ impl App {
     }
 }
 
+/// The 413 for a body over `limit` bytes.
+fn too_large(limit: usize) -> Response<Body> {
+    respond::simple(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "text/plain; charset=utf-8",
+        format!("request body larger than {limit} bytes\n"),
+    )
+}
+
 /// Seconds a client refused with 503 (every instance slot busy) should wait before retrying.
 const RETRY_AFTER: &str = "1";
 
@@ -272,6 +305,11 @@ impl App {
         // Most requests have no body: no timer to arm and cancel for them.
         if body.is_end_stream() {
             return Ok(Bytes::new());
+        }
+        // A declared length past the limit is refused before any of it is read (and a client
+        // that sent `Expect: 100-continue` does not upload it at all).
+        if body.size_hint().lower() > self.config.max_body_bytes as u64 {
+            return Err(too_large(self.config.max_body_bytes));
         }
         let collect = Limited::new(body, self.config.max_body_bytes).collect();
         let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, collect).await else {
@@ -283,14 +321,9 @@ impl App {
         };
         match collected {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(respond::simple(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "text/plain; charset=utf-8",
-                format!(
-                    "request body larger than {} bytes\n",
-                    self.config.max_body_bytes
-                ),
-            )),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                Err(too_large(self.config.max_body_bytes))
+            }
             Err(err) => {
                 tracing::debug!("reading request body: {err}");
                 Err(respond::simple(

@@ -292,7 +292,10 @@ fn open_verified(path: &Path) -> Option<(File, memmap2::Mmap)> {
     };
     let split = map.len().checked_sub(TRAILER)?;
     if trailer(path, &map[..split])[..] != map[split..] {
-        tracing::warn!("ignoring damaged cache file {}", path.display());
+        tracing::warn!(
+            "ignoring cache file {}: damaged, or written by another user's wws (each user signs their own); it is compiled again",
+            path.display()
+        );
         return None;
     }
     Some((file, map))

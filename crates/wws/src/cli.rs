@@ -117,8 +117,10 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = 16 << 20, env = "WWS_MAX_OUTPUT_SIZE")]
     pub max_output_size: usize,
 
-    /// Linear memory one worker instance may grow to, in MiB.
-    #[arg(long, default_value_t = 256, env = "WWS_MAX_MEMORY_MIB")]
+    /// Linear memory one worker instance may grow to, in MiB (at least 4: the JavaScript
+    /// engine starts with about 1.5).
+    #[arg(long, default_value_t = 256, env = "WWS_MAX_MEMORY_MIB",
+          value_parser = clap::value_parser!(u64).range(4..))]
     pub max_memory_mib: u64,
 
     /// CPU time a worker may spend on one request, in milliseconds (more is a 504). 0 turns

@@ -113,3 +113,49 @@ fn ignored_and_underscore_files_are_not_routes() {
     assert_eq!(resp.status(), 200);
     assert!(resp.bytes().unwrap().starts_with(b"\0asm"));
 }
+
+/// The status line wws answers a raw request with.
+fn status_line(wws: &Wws, request: &str) -> String {
+    use std::io::{BufRead, Write};
+    let addr = wws.url("").trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .unwrap();
+    line.trim_end().to_owned()
+}
+
+/// Only a path names a route: `OPTIONS *` is answered by the server, CONNECT is refused, a
+/// target without its `/` is a bad request, and a body declared larger than the limit is
+/// refused before it is sent.
+#[test]
+fn request_targets_that_are_not_paths_and_oversized_declared_bodies() {
+    let p = params_project();
+    let wws = Wws::start(p.path());
+    let ask = |request: &str| status_line(&wws, request);
+    assert_eq!(
+        ask("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "HTTP/1.1 204 No Content"
+    );
+    assert_eq!(
+        ask("CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n"),
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+    assert_eq!(
+        ask("GET fixed HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "HTTP/1.1 400 Bad Request"
+    );
+    assert_eq!(
+        ask("GET http://x/fixed HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        ask("POST /fixed HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\nabc"),
+        "HTTP/1.1 413 Payload Too Large"
+    );
+}
