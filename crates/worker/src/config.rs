@@ -53,6 +53,7 @@ pub struct HttpRequests {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a worker config table")]
 struct Raw {
     name: Option<String>,
     version: Option<String>,
@@ -70,6 +71,9 @@ struct Raw {
 }
 
 #[derive(Deserialize)]
+#[serde(
+    expecting = "a folder table like `[[folders]]` with `from = \"./data\"` and `to = \"/data\"`"
+)]
 struct RawFolder {
     from: String,
     to: String,
@@ -80,6 +84,7 @@ struct RawFolder {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(expecting = "a `[data]` table")]
 struct RawData {
     kv: Option<RawKv>,
     #[serde(flatten)]
@@ -87,6 +92,7 @@ struct RawData {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a table like `[data.kv]` with `namespace = \"name\"`")]
 struct RawKv {
     namespace: String,
     #[serde(flatten)]
@@ -94,6 +100,7 @@ struct RawKv {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(expecting = "a `[features]` table")]
 struct RawFeatures {
     http_requests: Option<RawHttp>,
     wasi_nn: Option<toml::Value>,
@@ -102,6 +109,9 @@ struct RawFeatures {
 }
 
 #[derive(Deserialize)]
+#[serde(
+    expecting = "a table like `[features.http_requests]` with `allowed_hosts = [\"api.example.com\"]`"
+)]
 struct RawHttp {
     #[serde(default)]
     allowed_hosts: Vec<String>,

@@ -132,3 +132,30 @@ fn original_http_feature_config_is_accepted() {
     let wws = Wws::start(p.path());
     assert_eq!(wws.get_text("/api", 200), "Hello from wws");
 }
+
+/// A worker config named after no worker is pointed out (its worker would run without its
+/// vars, key/value store or fetch permission); one next to a worker of a runtime that is not
+/// installed, or a TOML that is no worker config (Cargo.toml), is not. A wrong type names the
+/// shape expected, not an internal type.
+#[test]
+fn a_config_named_after_no_worker_is_pointed_out() {
+    let p = Project::new();
+    p.wasm("index.wasm", "hello");
+    p.file("indx.toml", "version = \"1\"\n[vars]\nA = \"1\"\n");
+    p.file("app.py", "print()");
+    p.file("app.toml", "version = \"1\"\n[vars]\nA = \"1\"\n");
+    p.file("Cargo.toml", "[package]\nname = \"x\"\n");
+    let wws = Wws::start(p.path());
+    let out = wws.output();
+    assert!(
+        out.contains("indx.toml looks like a worker config, but no worker indx.*"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("app.toml looks") && !out.contains("Cargo.toml looks"),
+        "{out}"
+    );
+    drop(wws);
+    p.file("index.toml", "version = \"1\"\n[data]\nkv = \"counter\"\n");
+    wws_test_support::assert_start_fails(p.path(), &["index.toml", "`[data.kv]` with `namespace"]);
+}

@@ -65,6 +65,13 @@ async fn serve(
     let runtimes = Runtimes::new(installed_runtimes(root, args.install_runtimes)?)?;
     let files = wws_router::discover(root, &runtimes.extensions(), &args.ignore)?;
     let prefix = wws_router::normalize_prefix(&args.prefix);
+    warn_orphan_configs(root, &files, &args.ignore);
+    if files.is_empty() && !root.join("public").is_dir() {
+        tracing::warn!(
+            "{} has no workers and no public/ folder: every request will be a 404 (is it the project folder?)",
+            root.display()
+        );
+    }
     let routes = Routes::new(files, &prefix)?;
 
     say(format_args!(
@@ -121,6 +128,46 @@ async fn serve(
     let drain = limits.timeout.unwrap_or(Duration::from_secs(30)) + Duration::from_secs(5);
     wws_server::serve(listener, app, shutdown_signal(), drain).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Names each `<name>.toml` that looks like a worker config (it has `[vars]`, `[data]`,
+/// `[features]` or `[[folders]]`) but sits next to no worker of that name: its worker would
+/// run without it, silently (a config is named after its worker: `index.js` → `index.toml`).
+fn warn_orphan_configs(root: &Path, workers: &[std::path::PathBuf], ignore: &[String]) {
+    let Ok(configs) = wws_router::discover(root, &["toml".to_owned()], ignore) else {
+        return;
+    };
+    for config in configs {
+        let stem = config.with_extension("");
+        // A worker of a runtime that is not installed is not in `workers`, but it is there.
+        let sibling = || {
+            let dir = root.join(&config).parent()?.read_dir().ok()?;
+            let name = stem.file_name()?.to_owned();
+            dir.flatten().find(|e| {
+                let path = e.path();
+                path.file_stem() == Some(&name) && path.extension() != Some("toml".as_ref())
+            })
+        };
+        if workers.iter().any(|w| w.with_extension("") == stem) || sibling().is_some() {
+            continue;
+        }
+        let Ok(table) = std::fs::read_to_string(root.join(&config))
+            .map_err(anyhow::Error::from)
+            .and_then(|text| Ok(text.parse::<toml::Table>()?))
+        else {
+            continue;
+        };
+        if ["vars", "data", "features", "folders"]
+            .iter()
+            .any(|key| table.contains_key(*key))
+        {
+            tracing::warn!(
+                "{} looks like a worker config, but no worker {}.* is next to it: a config is named after its worker (index.js → index.toml)",
+                config.display(),
+                stem.display()
+            );
+        }
+    }
 }
 
 /// Listens on `host` (an IP address, `[v6]`, or a name resolved as the original did) and
