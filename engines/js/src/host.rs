@@ -63,6 +63,18 @@ pub fn object<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     host.set("respondEarly", Function::new(ctx.clone(), respond_early)?)?;
     host.set("digest", Function::new(ctx.clone(), digest)?)?;
     host.set("hmac", Function::new(ctx.clone(), hmac)?)?;
+    host.set(
+        "importKey",
+        Function::new(ctx.clone(), crate::subtle::import_key)?,
+    )?;
+    host.set(
+        "signWith",
+        Function::new(ctx.clone(), crate::subtle::sign_with)?,
+    )?;
+    host.set(
+        "verifyWith",
+        Function::new(ctx.clone(), crate::subtle::verify_with)?,
+    )?;
     host.set("httpStart", Function::new(ctx.clone(), crate::http::start)?)?;
     Ok(host)
 }
@@ -297,7 +309,7 @@ fn push_json_string(out: &mut String, text: &str) {
 
 /// The SHA digests of WebCrypto, by their WebCrypto names.
 #[derive(Clone, Copy)]
-enum Hash {
+pub(crate) enum Hash {
     Sha1,
     Sha256,
     Sha384,
@@ -305,7 +317,7 @@ enum Hash {
 }
 
 impl Hash {
-    fn named(name: &str) -> Option<Hash> {
+    pub(crate) fn named(name: &str) -> Option<Hash> {
         match name.to_ascii_uppercase().as_str() {
             "SHA-1" => Some(Hash::Sha1),
             "SHA-256" => Some(Hash::Sha256),

@@ -18,6 +18,7 @@ mod host;
 mod http;
 mod polyfills;
 mod request;
+mod subtle;
 mod worker;
 
 use std::cell::RefCell;

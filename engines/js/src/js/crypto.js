@@ -1,6 +1,8 @@
 // crypto.js: crypto.getRandomValues, crypto.randomUUID (WASI random) and the part of
-// crypto.subtle that web frameworks use: digest (SHA-1/256/384/512) and HMAC keys
-// (importKey "raw"/"jwk", generateKey, sign, verify, exportKey). The hashing runs in Rust.
+// crypto.subtle that web frameworks and JWT libraries use: digest (SHA-1/256/384/512), HMAC
+// keys (importKey "raw"/"jwk", generateKey, sign, verify, exportKey), and RSASSA-PKCS1-v1_5,
+// RSA-PSS and ECDSA (P-256, P-384) keys imported from "spki"/"pkcs8"/"jwk" (and "raw" EC
+// public keys) to sign and verify (src/subtle.rs). The hashing and signing run in Rust.
 // Other algorithms reject with NotSupportedError.
 
 const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, BigInt64Array, BigUint64Array];
@@ -56,8 +58,12 @@ function bufferSourceBytes(data, what) {
 }
 
 function notSupported(method, name) {
-  return Promise.reject(new DOMException(`crypto.subtle.${method}: ${name ? name + " is" : "this operation is"} not supported by the wws JavaScript engine (supported: digest, and HMAC importKey/generateKey/sign/verify/exportKey)`, "NotSupportedError"));
+  return Promise.reject(new DOMException(`crypto.subtle.${method}: ${name ? name + " is" : "this operation is"} not supported by the wws JavaScript engine (supported: digest; HMAC importKey/generateKey/sign/verify/exportKey; RSASSA-PKCS1-v1_5, RSA-PSS and ECDSA P-256/P-384 importKey/sign/verify/exportKey spki and pkcs8)`, "NotSupportedError"));
 }
+
+// Signature algorithms with asymmetric keys, by their upper-case names: the kind of key
+// (src/subtle.rs) and the WebCrypto name.
+const ASYMMETRIC = { "RSASSA-PKCS1-V1_5": ["RSA", "RSASSA-PKCS1-v1_5"], "RSA-PSS": ["RSA", "RSA-PSS"], ECDSA: ["EC", "ECDSA"] };
 
 const HASH_BLOCK = { "SHA-1": 64, "SHA-256": 64, "SHA-384": 128, "SHA-512": 128 };
 let keyBytes;
@@ -67,13 +73,16 @@ class CryptoKey {
   #algorithm;
   #extractable;
   #usages;
+  #type;
 
-  constructor(key, bytes, algorithm, extractable, usages) {
+  // `bytes`: an HMAC key's secret, or an asymmetric key's DER (SPKI or PKCS#8).
+  constructor(key, bytes, algorithm, extractable, usages, type = "secret") {
     if (key !== cryptoKeyKey) throw new TypeError("CryptoKey: illegal constructor");
     this.#bytes = bytes;
     this.#algorithm = algorithm;
     this.#extractable = extractable;
     this.#usages = usages;
+    this.#type = type;
   }
 
   static {
@@ -81,7 +90,7 @@ class CryptoKey {
   }
 
   get type() {
-    return "secret";
+    return this.#type;
   }
 
   get extractable() {
@@ -89,7 +98,9 @@ class CryptoKey {
   }
 
   get algorithm() {
-    return { ...this.#algorithm, hash: { ...this.#algorithm.hash } };
+    const algorithm = { ...this.#algorithm };
+    if (algorithm.hash) algorithm.hash = { ...algorithm.hash };
+    return algorithm;
   }
 
   get usages() {
@@ -131,6 +142,7 @@ const subtle = {
   importKey(format, keyData, algorithm, extractable, usages) {
     return asPromise(() => {
       const name = algorithmName(algorithm);
+      if (ASYMMETRIC[name.toUpperCase()]) return importAsymmetric(format, keyData, algorithm, extractable, usages);
       if (name.toUpperCase() !== "HMAC") return notSupported("importKey", name);
       let bytes;
       if (format === "raw") bytes = bufferSourceBytes(keyData, "the key data").slice();
@@ -154,6 +166,10 @@ const subtle = {
     return asPromise(() => {
       if (!(key instanceof CryptoKey)) throw new TypeError("crypto.subtle.exportKey: the key must be a CryptoKey");
       if (!key.extractable) throw new DOMException("crypto.subtle.exportKey: the key is not extractable", "InvalidAccessError");
+      if (key.type !== "secret") {
+        if ((format === "spki" && key.type === "public") || (format === "pkcs8" && key.type === "private")) return copyToArrayBuffer(keyBytes(key));
+        return notSupported("exportKey", `exporting a ${key.type} key as ${JSON.stringify(format)}`);
+      }
       if (format === "raw") return copyToArrayBuffer(keyBytes(key));
       if (format === "jwk") return { kty: "oct", k: bytesToBase64url(keyBytes(key)), alg: "HS" + key.algorithm.hash.name.slice(4), ext: true, key_ops: key.usages };
       return notSupported("exportKey", `the key format ${JSON.stringify(format)}`);
@@ -161,6 +177,14 @@ const subtle = {
   },
   sign(algorithm, key, data) {
     return asPromise(() => {
+      if (ASYMMETRIC[algorithmName(algorithm).toUpperCase()]) {
+        const [scheme, hash, salt] = signatureScheme(algorithm, key, "sign");
+        try {
+          return copyToArrayBuffer(host.signWith(scheme, hash, keyBytes(key), bufferSourceBytes(data, "the data"), salt));
+        } catch (error) {
+          throw new DOMException(`crypto.subtle.sign: ${error.message}`, "OperationError");
+        }
+      }
       if (algorithmName(algorithm).toUpperCase() !== "HMAC") return notSupported("sign", algorithmName(algorithm));
       checkHmacKey(key, "sign", "sign");
       return copyToArrayBuffer(host.hmac(key.algorithm.hash.name, keyBytes(key), bufferSourceBytes(data, "the data")));
@@ -168,6 +192,15 @@ const subtle = {
   },
   verify(algorithm, key, signature, data) {
     return asPromise(() => {
+      if (ASYMMETRIC[algorithmName(algorithm).toUpperCase()]) {
+        const [scheme, hash, salt] = signatureScheme(algorithm, key, "verify");
+        const given = bufferSourceBytes(signature, "the signature");
+        try {
+          return host.verifyWith(scheme, hash, keyBytes(key), given, bufferSourceBytes(data, "the data"), salt);
+        } catch (error) {
+          throw new DOMException(`crypto.subtle.verify: ${error.message}`, "OperationError");
+        }
+      }
       if (algorithmName(algorithm).toUpperCase() !== "HMAC") return notSupported("verify", algorithmName(algorithm));
       checkHmacKey(key, "verify", "verify");
       const expected = host.hmac(key.algorithm.hash.name, keyBytes(key), bufferSourceBytes(data, "the data"));
@@ -186,6 +219,49 @@ const subtle = {
   unwrapKey: () => notSupported("unwrapKey"),
 };
 Object.defineProperty(subtle, Symbol.toStringTag, { value: "SubtleCrypto" });
+
+// An RSA or ECDSA key from SPKI or PKCS#8 DER, a JWK, or (EC public keys) a raw point.
+function importAsymmetric(format, keyData, algorithm, extractable, usages) {
+  const [kind, name] = ASYMMETRIC[algorithmName(algorithm).toUpperCase()];
+  let data;
+  if (format === "jwk") {
+    if (keyData === null || typeof keyData !== "object") throw new TypeError("crypto.subtle.importKey: a JWK must be an object");
+    data = utf8Encode(JSON.stringify(keyData));
+  } else if (format === "spki" || format === "pkcs8" || (format === "raw" && kind === "EC")) {
+    data = bufferSourceBytes(keyData, "the key data");
+  } else {
+    return notSupported("importKey", `the key format ${JSON.stringify(format)} for ${name}`);
+  }
+  const curve = kind === "EC" ? String(algorithm.namedCurve) : "";
+  let imported;
+  try {
+    imported = host.importKey(kind, curve, format, data);
+  } catch (error) {
+    throw new DataError(`crypto.subtle.importKey: ${error.message}`);
+  }
+  const [type, der, bits] = imported;
+  const allowed = type === "public" ? "verify" : "sign";
+  for (const usage of usages) {
+    if (usage !== allowed) throw new SyntaxError(`crypto.subtle.importKey: a ${type} ${name} key cannot be used to ${usage}`);
+  }
+  const described =
+    kind === "EC"
+      ? { name, namedCurve: curve }
+      : { name, hash: { name: hashName(algorithm.hash) }, modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]) };
+  return new CryptoKey(cryptoKeyKey, der, described, Boolean(extractable), Array.from(usages), type);
+}
+
+// [scheme, hash, saltLength] for signing or verifying with `key` (src/subtle.rs).
+function signatureScheme(algorithm, key, usage) {
+  if (!(key instanceof CryptoKey)) throw new TypeError(`crypto.subtle.${usage}: the key must be a CryptoKey`);
+  const [, name] = ASYMMETRIC[algorithmName(algorithm).toUpperCase()];
+  if (key.algorithm.name !== name) throw new DOMException(`crypto.subtle.${usage}: the key is a ${key.algorithm.name} key, not ${name}`, "InvalidAccessError");
+  if (!key.usages.includes(usage)) throw new DOMException(`crypto.subtle.${usage}: the key's usages do not include "${usage}"`, "InvalidAccessError");
+  if (name === "ECDSA") return ["ECDSA:" + key.algorithm.namedCurve, hashName(algorithm.hash), 0];
+  const salt = name === "RSA-PSS" ? Number(algorithm.saltLength) : 0;
+  if (!Number.isInteger(salt) || salt < 0) throw new TypeError(`crypto.subtle.${usage}: RSA-PSS needs a saltLength`);
+  return [name, key.algorithm.hash.name, salt];
+}
 
 class DataError extends DOMException {
   constructor(message) {
