@@ -13,6 +13,21 @@ use crate::static_files::StaticFile;
 
 /// The response for `file` (status 200) given the request's conditional and range headers.
 pub fn respond(request: &HeaderMap, file: StaticFile) -> Response<Body> {
+    // `If-Match` / `If-Unmodified-Since`: the client's copy is not this one (an edit based
+    // on an old version) — 412, nothing sent.
+    let precondition_failed = match request.get(header::IF_MATCH) {
+        Some(tags) => !matches_strongly(tags, &file.etag),
+        None => request
+            .get(header::IF_UNMODIFIED_SINCE)
+            .zip(file.modified)
+            .is_some_and(|(since, modified)| !not_newer(modified, since)),
+    };
+    if precondition_failed {
+        let mut resp = Response::new(Full::new(bytes::Bytes::new()));
+        *resp.status_mut() = StatusCode::PRECONDITION_FAILED;
+        resp.headers_mut().insert(header::ETAG, file.etag);
+        return resp;
+    }
     let not_modified = match request.get(header::IF_NONE_MATCH) {
         Some(tags) => matches_any(tags, &file.etag),
         None => request
@@ -71,36 +86,57 @@ fn requested_range(
             return None;
         }
     }
-    let parsed = http_range_header::parse_range_header(range).ok()?;
+    let Ok(parsed) = http_range_header::parse_range_header(range) else {
+        // `bytes=-0` asks for no bytes at all: unsatisfiable, not malformed (the parser
+        // refuses it).
+        let suffix = range.trim().strip_prefix("bytes=-");
+        return suffix
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b == b'0'))
+            .then_some(Err(()));
+    };
     let [range] = parsed.ranges.as_slice() else {
         return None;
     };
-    Some(satisfiable(range, len))
+    satisfiable(range, len)
 }
 
 /// The inclusive byte range `range` selects in `len` bytes (RFC 9110 §14.1.2): a first byte
 /// past the end is unsatisfiable; a suffix longer than the file is the whole file; an empty
-/// file satisfies no range.
+/// file satisfies no range; `bytes=5-2` is invalid, so ignored (`None`: the whole file).
 fn satisfiable(
     range: &http_range_header::SyntacticallyCorrectRange,
     len: u64,
-) -> Result<(u64, u64), ()> {
+) -> Option<Result<(u64, u64), ()>> {
     use http_range_header::{EndPosition, StartPosition};
-    let last = len.checked_sub(1).ok_or(())?;
+    if let (StartPosition::Index(start), EndPosition::Index(end)) = (&range.start, &range.end)
+        && end < start
+    {
+        return None;
+    }
+    let Some(last) = len.checked_sub(1) else {
+        return Some(Err(()));
+    };
     let start = match range.start {
         StartPosition::Index(start) if start <= last => start,
         StartPosition::FromLast(suffix) if suffix > 0 => len - suffix.min(len),
-        _ => return Err(()),
+        _ => return Some(Err(())),
     };
     let end = match range.end {
         EndPosition::Index(end) => end.min(last),
         EndPosition::LastByte => last,
     };
-    // `bytes=5-2` is malformed; never slice backwards.
-    if end < start {
-        return Err(());
-    }
-    Ok((start, end))
+    Some(Ok((start, end)))
+}
+
+/// Whether an `If-Match` list names `etag` (strong comparison: a weak tag never matches;
+/// `*` matches any file).
+fn matches_strongly(tags: &HeaderValue, etag: &HeaderValue) -> bool {
+    let (Ok(tags), Ok(etag)) = (tags.to_str(), etag.to_str()) else {
+        return false;
+    };
+    tags.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || (!t.starts_with("W/") && !etag.starts_with("W/") && t == etag))
 }
 
 /// Whether an `If-None-Match` list names `etag` (weak comparison, `*` matches any).
@@ -225,5 +261,35 @@ mod tests {
         }
         let current = answer(&[(header::RANGE, "bytes=0-1"), (header::IF_RANGE, "\"a-1\"")]);
         assert_eq!(current.status(), StatusCode::PARTIAL_CONTENT);
+        // An invalid range is ignored; a zero-length suffix is unsatisfiable.
+        assert_eq!(
+            answer(&[(header::RANGE, "bytes=5-2")]).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            answer(&[(header::RANGE, "bytes=-0")]).status(),
+            StatusCode::RANGE_NOT_SATISFIABLE
+        );
+    }
+
+    #[test]
+    fn preconditions_of_an_edit_fail_with_412() {
+        for (name, value) in [
+            (header::IF_MATCH, "\"other\""),
+            (header::IF_MATCH, "W/\"a-1\""),
+            (header::IF_UNMODIFIED_SINCE, "Tue, 14 Nov 2023 22:13:19 GMT"),
+        ] {
+            assert_eq!(
+                answer(&[(name, value)]).status(),
+                StatusCode::PRECONDITION_FAILED
+            );
+        }
+        for (name, value) in [
+            (header::IF_MATCH, "\"x\", \"a-1\""),
+            (header::IF_MATCH, "*"),
+            (header::IF_UNMODIFIED_SINCE, "Tue, 14 Nov 2023 22:13:20 GMT"),
+        ] {
+            assert_eq!(answer(&[(name, value)]).status(), StatusCode::OK);
+        }
     }
 }

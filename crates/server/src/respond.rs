@@ -76,6 +76,12 @@ pub fn from_worker(
     let body_len = body.len();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
+    // A code without a standard reason (299, 599) goes out with an empty one, not hyper's
+    // placeholder `<none>`.
+    if status.canonical_reason().is_none() {
+        resp.extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(b""));
+    }
     let headers = resp.headers_mut();
     for (name, values) in &out.headers {
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {

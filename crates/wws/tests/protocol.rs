@@ -108,6 +108,17 @@ fn status_kv_optional_and_odd_headers() {
     let wws = Wws::start(p.path());
     assert_eq!(wws.get("/status?code=418").status(), 418);
     assert_eq!(wws.get("/status?code=201").status(), 201);
+    // A code without a standard reason phrase gets an empty one, not a placeholder.
+    let addr = wws.url("").trim_start_matches("http://").to_owned();
+    let mut raw = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(
+        &mut raw,
+        b"GET /status?code=299 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(raw), &mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 299 \r\n");
     // Not a final status (1xx are interim, 42 and 1000 none at all): 200 with the body, as the
     // original answered, and a warning naming the worker.
     for code in [42, 100, 101, 199, 1000] {
