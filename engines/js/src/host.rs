@@ -75,6 +75,12 @@ pub fn object<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
         "verifyWith",
         Function::new(ctx.clone(), crate::subtle::verify_with)?,
     )?;
+    host.set(
+        "aesGcm",
+        Function::new(ctx.clone(), crate::subtle::aes_gcm)?,
+    )?;
+    host.set("pbkdf2", Function::new(ctx.clone(), crate::subtle::pbkdf2)?)?;
+    host.set("hkdf", Function::new(ctx.clone(), crate::subtle::hkdf)?)?;
     host.set("httpStart", Function::new(ctx.clone(), crate::http::start)?)?;
     Ok(host)
 }

@@ -1,4 +1,4 @@
-//! `crypto.subtle`'s asymmetric signatures: RSASSA-PKCS1-v1_5, RSA-PSS and ECDSA (P-256,
+//! `crypto.subtle` beyond digests and HMAC (`host.rs`): asymmetric signatures: RSASSA-PKCS1-v1_5, RSA-PSS and ECDSA (P-256,
 //! P-384), what verifying and issuing JWTs (RS256, PS256, ES256, ES384) needs. `crypto.js`
 //! keeps a key as DER (SPKI for a public key, PKCS#8 for a private one) and calls:
 //!
@@ -9,6 +9,9 @@
 //!   `host.verifyWith(scheme, hash, der, signature, data, saltLength)`, `scheme` one of
 //!   `RSASSA-PKCS1-v1_5`, `RSA-PSS`, `ECDSA:P-256`, `ECDSA:P-384`. ECDSA signatures are `r || s`
 //!   as WebCrypto has them (not DER).
+//!
+//! Also AES-GCM (`host.aesGcm`) and the key derivations PBKDF2 and HKDF (`host.pbkdf2`,
+//! `host.hkdf`), for encrypted cookies and session tokens.
 //!
 //! Failures throw a plain `Error` whose message crypto.js wraps in the right `DOMException`.
 
@@ -294,4 +297,156 @@ pub fn verify_with<'js>(
         other => return Err(fail(&ctx, format!("unknown signature scheme {other}"))),
     };
     Ok(verified)
+}
+
+/// `host.aesGcm(encrypt, key, iv, additionalData, tagBits, data)`: AES-GCM with a 128, 192
+/// or 256-bit key; the ciphertext carries the tag at its end, as WebCrypto has it.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the WebCrypto parameters, one by one"
+)]
+pub fn aes_gcm<'js>(
+    ctx: Ctx<'js>,
+    encrypt: bool,
+    key: TypedArray<'js, u8>,
+    iv: TypedArray<'js, u8>,
+    aad: TypedArray<'js, u8>,
+    tag_bits: usize,
+    data: TypedArray<'js, u8>,
+) -> Result<TypedArray<'js, u8>> {
+    use aes_gcm::aead::KeyInit as _;
+    use aes_gcm::aead::consts::U12;
+    // SAFETY: no JavaScript runs while the slices are alive (see `bytes_of`).
+    let (key, iv, aad, data) = unsafe {
+        (
+            bytes_of(&key),
+            bytes_of(&iv),
+            bytes_of(&aad),
+            bytes_of(&data),
+        )
+    };
+    if tag_bits != 128 {
+        return Err(fail(
+            &ctx,
+            format!("a tagLength of {tag_bits} is not supported (128)"),
+        ));
+    }
+    if iv.len() != 12 {
+        return Err(fail(
+            &ctx,
+            format!("an iv of {} bytes is not supported (12)", iv.len()),
+        ));
+    }
+    let nonce = aes_gcm::Nonce::<U12>::from_slice(iv);
+    fn run<C: aes_gcm::aead::KeyInit + aes_gcm::aead::AeadInPlace<NonceSize = U12>>(
+        cipher: C,
+        encrypt: bool,
+        nonce: &aes_gcm::Nonce<U12>,
+        aad: &[u8],
+        data: &[u8],
+    ) -> std::result::Result<Vec<u8>, String> {
+        let mut buffer = data.to_vec();
+        if encrypt {
+            cipher
+                .encrypt_in_place(nonce, aad, &mut buffer)
+                .map_err(|_| "the data cannot be encrypted".to_owned())?;
+        } else {
+            cipher
+                .decrypt_in_place(nonce, aad, &mut buffer)
+                .map_err(|_| {
+                    "the data is not authentic (wrong key, iv, additional data or tag)".to_owned()
+                })?;
+        }
+        Ok(buffer)
+    }
+    let out = match key.len() {
+        16 => run(
+            aes_gcm::Aes128Gcm::new_from_slice(key).map_err(|e| fail(&ctx, e))?,
+            encrypt,
+            nonce,
+            aad,
+            data,
+        ),
+        24 => run(
+            aes_gcm::AesGcm::<aes::Aes192, U12>::new_from_slice(key).map_err(|e| fail(&ctx, e))?,
+            encrypt,
+            nonce,
+            aad,
+            data,
+        ),
+        32 => run(
+            aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|e| fail(&ctx, e))?,
+            encrypt,
+            nonce,
+            aad,
+            data,
+        ),
+        n => Err(format!(
+            "an AES key of {} bits is not supported (128, 192, 256)",
+            n * 8
+        )),
+    };
+    TypedArray::new(ctx.clone(), out.map_err(|message| fail(&ctx, message))?)
+}
+
+/// `host.pbkdf2(hash, password, salt, iterations, bits)`.
+pub fn pbkdf2<'js>(
+    ctx: Ctx<'js>,
+    hash: String,
+    password: TypedArray<'js, u8>,
+    salt: TypedArray<'js, u8>,
+    iterations: u32,
+    bits: usize,
+) -> Result<TypedArray<'js, u8>> {
+    let hash = Hash::named(&hash).ok_or_else(|| fail(&ctx, format!("unknown hash {hash}")))?;
+    if iterations == 0 || bits == 0 || !bits.is_multiple_of(8) {
+        return Err(fail(
+            &ctx,
+            "PBKDF2 needs iterations > 0 and a length that is a positive multiple of 8",
+        ));
+    }
+    // SAFETY: no JavaScript runs while the slices are alive (see `bytes_of`).
+    let (password, salt) = unsafe { (bytes_of(&password), bytes_of(&salt)) };
+    let mut out = vec![0; bits / 8];
+    match hash {
+        Hash::Sha1 => pbkdf2::pbkdf2_hmac::<sha1::Sha1>(password, salt, iterations, &mut out),
+        Hash::Sha256 => pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, &mut out),
+        Hash::Sha384 => pbkdf2::pbkdf2_hmac::<sha2::Sha384>(password, salt, iterations, &mut out),
+        Hash::Sha512 => pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password, salt, iterations, &mut out),
+    }
+    TypedArray::new(ctx, out)
+}
+
+/// `host.hkdf(hash, key, salt, info, bits)`.
+pub fn hkdf<'js>(
+    ctx: Ctx<'js>,
+    hash: String,
+    key: TypedArray<'js, u8>,
+    salt: TypedArray<'js, u8>,
+    info: TypedArray<'js, u8>,
+    bits: usize,
+) -> Result<TypedArray<'js, u8>> {
+    let hash = Hash::named(&hash).ok_or_else(|| fail(&ctx, format!("unknown hash {hash}")))?;
+    if bits == 0 || !bits.is_multiple_of(8) {
+        return Err(fail(
+            &ctx,
+            "HKDF needs a length that is a positive multiple of 8",
+        ));
+    }
+    // SAFETY: no JavaScript runs while the slices are alive (see `bytes_of`).
+    let (key, salt, info) = unsafe { (bytes_of(&key), bytes_of(&salt), bytes_of(&info)) };
+    let mut out = vec![0; bits / 8];
+    let expanded = match hash {
+        Hash::Sha1 => hkdf::Hkdf::<sha1::Sha1>::new(Some(salt), key).expand(info, &mut out),
+        Hash::Sha256 => hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), key).expand(info, &mut out),
+        Hash::Sha384 => hkdf::Hkdf::<sha2::Sha384>::new(Some(salt), key).expand(info, &mut out),
+        Hash::Sha512 => hkdf::Hkdf::<sha2::Sha512>::new(Some(salt), key).expand(info, &mut out),
+    };
+    expanded.map_err(|_| {
+        fail(
+            &ctx,
+            format!("HKDF cannot derive {bits} bits with this hash"),
+        )
+    })?;
+    TypedArray::new(ctx, out)
 }

@@ -1,8 +1,9 @@
 // crypto.js: crypto.getRandomValues, crypto.randomUUID (WASI random) and the part of
 // crypto.subtle that web frameworks and JWT libraries use: digest (SHA-1/256/384/512), HMAC
-// keys (importKey "raw"/"jwk", generateKey, sign, verify, exportKey), and RSASSA-PKCS1-v1_5,
+// keys (importKey "raw"/"jwk", generateKey, sign, verify, exportKey), RSASSA-PKCS1-v1_5,
 // RSA-PSS and ECDSA (P-256, P-384) keys imported from "spki"/"pkcs8"/"jwk" (and "raw" EC
-// public keys) to sign and verify (src/subtle.rs). The hashing and signing run in Rust.
+// public keys) to sign and verify, AES-GCM keys to encrypt and decrypt, and PBKDF2 and HKDF
+// to derive bits and keys (src/subtle.rs). The hashing, signing and ciphers run in Rust.
 // Other algorithms reject with NotSupportedError.
 
 const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, BigInt64Array, BigUint64Array];
@@ -57,8 +58,12 @@ function bufferSourceBytes(data, what) {
   return view;
 }
 
+function unsupported(method, name) {
+  return new DOMException(`crypto.subtle.${method}: ${name ? name + " is" : "this operation is"} not supported by the wws JavaScript engine (supported: digest; HMAC; RSASSA-PKCS1-v1_5, RSA-PSS and ECDSA P-256/P-384 signatures; AES-GCM; PBKDF2 and HKDF)`, "NotSupportedError");
+}
+
 function notSupported(method, name) {
-  return Promise.reject(new DOMException(`crypto.subtle.${method}: ${name ? name + " is" : "this operation is"} not supported by the wws JavaScript engine (supported: digest; HMAC importKey/generateKey/sign/verify/exportKey; RSASSA-PKCS1-v1_5, RSA-PSS and ECDSA P-256/P-384 importKey/sign/verify/exportKey spki and pkcs8)`, "NotSupportedError"));
+  return Promise.reject(unsupported(method, name));
 }
 
 // Signature algorithms with asymmetric keys, by their upper-case names: the kind of key
@@ -143,6 +148,7 @@ const subtle = {
     return asPromise(() => {
       const name = algorithmName(algorithm);
       if (ASYMMETRIC[name.toUpperCase()]) return importAsymmetric(format, keyData, algorithm, extractable, usages);
+      if (SECRET[name.toUpperCase()]) return importSecret(format, keyData, algorithm, extractable, usages);
       if (name.toUpperCase() !== "HMAC") return notSupported("importKey", name);
       let bytes;
       if (format === "raw") bytes = bufferSourceBytes(keyData, "the key data").slice();
@@ -156,6 +162,11 @@ const subtle = {
   generateKey(algorithm, extractable, usages) {
     return asPromise(() => {
       const name = algorithmName(algorithm);
+      if (name.toUpperCase() === "AES-GCM") {
+        const bits = Number(algorithm.length);
+        if (![128, 192, 256].includes(bits)) throw new DOMException("crypto.subtle.generateKey: an AES-GCM key is 128, 192 or 256 bits long", "OperationError");
+        return secretKey(host.randomBytes(bits / 8), "AES-GCM", extractable, usages, "generateKey");
+      }
       if (name.toUpperCase() !== "HMAC") return notSupported("generateKey", name);
       const hash = hashName(algorithm.hash);
       const length = algorithm.length ? Math.ceil(Number(algorithm.length) / 8) : HASH_BLOCK[hash] || 64;
@@ -169,6 +180,11 @@ const subtle = {
       if (key.type !== "secret") {
         if ((format === "spki" && key.type === "public") || (format === "pkcs8" && key.type === "private")) return copyToArrayBuffer(keyBytes(key));
         return notSupported("exportKey", `exporting a ${key.type} key as ${JSON.stringify(format)}`);
+      }
+      if (key.algorithm.name === "AES-GCM") {
+        if (format === "raw") return copyToArrayBuffer(keyBytes(key));
+        if (format === "jwk") return { kty: "oct", k: bytesToBase64url(keyBytes(key)), alg: `A${key.algorithm.length}GCM`, ext: true, key_ops: key.usages };
+        return notSupported("exportKey", `the key format ${JSON.stringify(format)}`);
       }
       if (format === "raw") return copyToArrayBuffer(keyBytes(key));
       if (format === "jwk") return { kty: "oct", k: bytesToBase64url(keyBytes(key)), alg: "HS" + key.algorithm.hash.name.slice(4), ext: true, key_ops: key.usages };
@@ -211,14 +227,94 @@ const subtle = {
       return diff === 0;
     });
   },
-  encrypt: () => notSupported("encrypt"),
-  decrypt: () => notSupported("decrypt"),
-  deriveBits: () => notSupported("deriveBits"),
-  deriveKey: () => notSupported("deriveKey"),
+  encrypt(algorithm, key, data) {
+    return asPromise(() => aesGcm(true, algorithm, key, data));
+  },
+  decrypt(algorithm, key, data) {
+    return asPromise(() => aesGcm(false, algorithm, key, data));
+  },
+  deriveBits(algorithm, baseKey, length) {
+    return asPromise(() => copyToArrayBuffer(derive(algorithm, baseKey, length, "deriveBits")));
+  },
+  deriveKey(algorithm, baseKey, derivedKeyAlgorithm, extractable, usages) {
+    return asPromise(() => {
+      const name = algorithmName(derivedKeyAlgorithm).toUpperCase();
+      let length;
+      if (name === "AES-GCM") length = Number(derivedKeyAlgorithm.length);
+      else if (name === "HMAC") length = derivedKeyAlgorithm.length ? Number(derivedKeyAlgorithm.length) : HASH_BLOCK[hashName(derivedKeyAlgorithm.hash)] * 8;
+      else return notSupported("deriveKey", `deriving a ${algorithmName(derivedKeyAlgorithm)} key`);
+      const bits = derive(algorithm, baseKey, length, "deriveKey");
+      return subtle.importKey("raw", bits, derivedKeyAlgorithm, extractable, usages);
+    });
+  },
   wrapKey: () => notSupported("wrapKey"),
   unwrapKey: () => notSupported("unwrapKey"),
 };
 Object.defineProperty(subtle, Symbol.toStringTag, { value: "SubtleCrypto" });
+
+// Secret keys other than HMAC's: their WebCrypto name and the usages they allow.
+const SECRET = {
+  "AES-GCM": ["AES-GCM", ["encrypt", "decrypt", "wrapKey", "unwrapKey"]],
+  PBKDF2: ["PBKDF2", ["deriveBits", "deriveKey"]],
+  HKDF: ["HKDF", ["deriveBits", "deriveKey"]],
+};
+
+function secretKey(bytes, name, extractable, usages, method) {
+  const [, allowed] = SECRET[name];
+  for (const usage of usages) {
+    if (!allowed.includes(usage)) throw new SyntaxError(`crypto.subtle.${method}: a ${name} key cannot be used to ${usage}`);
+  }
+  const described = name === "AES-GCM" ? { name, length: bytes.length * 8 } : { name };
+  return new CryptoKey(cryptoKeyKey, bytes, described, Boolean(extractable), Array.from(usages));
+}
+
+// An AES-GCM key from raw bytes or a JWK; PBKDF2 and HKDF key material from raw bytes.
+function importSecret(format, keyData, algorithm, extractable, usages) {
+  const [name] = SECRET[algorithmName(algorithm).toUpperCase()];
+  let bytes;
+  if (format === "raw") bytes = bufferSourceBytes(keyData, "the key data").slice();
+  else if (format === "jwk" && name === "AES-GCM") {
+    if (!keyData || keyData.kty !== "oct" || typeof keyData.k !== "string") throw new DataError('crypto.subtle.importKey: an AES JWK needs kty "oct" and k');
+    bytes = base64urlToBytes(keyData.k);
+  } else return notSupported("importKey", `the key format ${JSON.stringify(format)} for ${name}`);
+  if (name === "AES-GCM" && ![16, 24, 32].includes(bytes.length)) throw new DataError(`crypto.subtle.importKey: an AES key is 128, 192 or 256 bits, not ${bytes.length * 8}`);
+  if (name !== "AES-GCM" && extractable) throw new SyntaxError(`crypto.subtle.importKey: ${name} key material cannot be extractable`);
+  return secretKey(bytes, name, extractable, usages, "importKey");
+}
+
+function checkSecretKey(key, name, usage, method) {
+  if (!(key instanceof CryptoKey)) throw new TypeError(`crypto.subtle.${method}: the key must be a CryptoKey`);
+  if (key.algorithm.name !== name) throw new DOMException(`crypto.subtle.${method}: the key is a ${key.algorithm.name} key, not ${name}`, "InvalidAccessError");
+  if (!key.usages.includes(usage)) throw new DOMException(`crypto.subtle.${method}: the key's usages do not include "${usage}"`, "InvalidAccessError");
+}
+
+function aesGcm(encrypt, algorithm, key, data) {
+  const method = encrypt ? "encrypt" : "decrypt";
+  if (algorithmName(algorithm).toUpperCase() !== "AES-GCM") throw unsupported(method, algorithmName(algorithm));
+  checkSecretKey(key, "AES-GCM", method, method);
+  const iv = bufferSourceBytes(algorithm.iv, "the iv");
+  const aad = algorithm.additionalData === undefined ? new Uint8Array(0) : bufferSourceBytes(algorithm.additionalData, "the additionalData");
+  const tagLength = algorithm.tagLength === undefined ? 128 : Number(algorithm.tagLength);
+  try {
+    return copyToArrayBuffer(host.aesGcm(encrypt, keyBytes(key), iv, aad, tagLength, bufferSourceBytes(data, "the data")));
+  } catch (error) {
+    throw new DOMException(`crypto.subtle.${method}: ${error.message}`, "OperationError");
+  }
+}
+
+// The bits PBKDF2 or HKDF derive from `baseKey`.
+function derive(algorithm, baseKey, length, method) {
+  const name = algorithmName(algorithm).toUpperCase();
+  if (name !== "PBKDF2" && name !== "HKDF") throw unsupported(method, algorithmName(algorithm));
+  checkSecretKey(baseKey, name, method, method);
+  const bits = Number(length);
+  try {
+    if (name === "PBKDF2") return host.pbkdf2(hashName(algorithm.hash), keyBytes(baseKey), bufferSourceBytes(algorithm.salt, "the salt"), Number(algorithm.iterations) >>> 0, bits);
+    return host.hkdf(hashName(algorithm.hash), keyBytes(baseKey), bufferSourceBytes(algorithm.salt, "the salt"), bufferSourceBytes(algorithm.info, "the info"), bits);
+  } catch (error) {
+    throw new DOMException(`crypto.subtle.${method}: ${error.message}`, "OperationError");
+  }
+}
 
 // An RSA or ECDSA key from SPKI or PKCS#8 DER, a JWK, or (EC public keys) a raw point.
 function importAsymmetric(format, keyData, algorithm, extractable, usages) {
