@@ -403,13 +403,39 @@ fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     if prefix.is_empty() {
         return Some(path);
     }
-    let rest = path.strip_prefix(prefix)?;
-    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    if let Some(rest) = path.strip_prefix(prefix)
+        && (rest.is_empty() || rest.starts_with('/'))
+    {
+        return Some(rest);
+    }
+    // A prefix with a space or non-ASCII letters arrives percent-encoded (`/a%20b/`): match
+    // it segment by segment, decoded, and keep the rest of the path as it came.
+    let mut rest = path;
+    for want in prefix.split('/').filter(|s| !s.is_empty()) {
+        let segment_and_more = rest.strip_prefix('/')?;
+        let end = segment_and_more.find('/').unwrap_or(segment_and_more.len());
+        let decoded = percent_encoding::percent_decode_str(&segment_and_more[..end]).decode_utf8();
+        if decoded.ok()? != want {
+            return None;
+        }
+        rest = &segment_and_more[end..];
+    }
+    Some(rest)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_matches_raw_or_percent_encoded() {
+        assert_eq!(strip_prefix("/app/a.txt", "/app"), Some("/a.txt"));
+        assert_eq!(strip_prefix("/app", "/app"), Some(""));
+        assert_eq!(strip_prefix("/apple", "/app"), None);
+        assert_eq!(strip_prefix("/a%20b/a.txt", "/a b"), Some("/a.txt"));
+        assert_eq!(strip_prefix("/%C3%84PP/sub/x", "/ÄPP"), Some("/sub/x"));
+        assert_eq!(strip_prefix("/%C3%84PPx/sub", "/ÄPP"), None);
+    }
 
     fn url_of(headers: &[(&str, &str)]) -> String {
         let mut req = Request::builder().uri("/path?q=1");

@@ -51,8 +51,9 @@ pub struct ServeArgs {
     #[arg(long, env = "WWS_CORS", value_delimiter = ',')]
     pub cors: Vec<String>,
 
-    /// Stop when a runtime `.wws.toml` lists cannot be installed. wws installs the missing ones
-    /// by itself either way; without this flag, the files of one that fails are not served.
+    /// Stop when a runtime that `.wws.toml` lists cannot be installed. wws installs missing
+    /// runtimes by itself either way; without this flag, the files of one that fails are not
+    /// served.
     #[arg(short = 'i', long, env = "WWS_INSTALL_RUNTIMES", action = ArgAction::SetTrue,
           value_parser = FalseyValueParser::new())]
     pub install_runtimes: bool,
@@ -139,7 +140,7 @@ pub struct LimitArgs {
     pub instance_slots: u32,
 
     /// How long a request waits for a free instance before it gets 503 with `Retry-After`,
-    /// in milliseconds.
+    /// in milliseconds (`0`: no waiting).
     #[arg(long, default_value_t = 5_000, env = "WWS_QUEUE_TIMEOUT_MS")]
     pub queue_timeout_ms: u64,
 }
