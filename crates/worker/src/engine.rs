@@ -28,7 +28,7 @@ use crate::tuning::Tuning;
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Native stack a guest may use.
-const MAX_WASM_STACK: usize = 2 << 20;
+const MAX_WASM_STACK: usize = 12 << 20;
 
 /// Shared engine state: the wasmtime engine, the limits, and the instance slots (`slots.rs`).
 #[derive(Clone)]
@@ -158,9 +158,10 @@ fn config(
         .concurrency_support(false)
         .memory_guaranteed_dense_image_size(128 << 20)
         .memory_init_cow(tuning.cow)
-        // 4× wasmtime's default: room for about 2,500 nested JavaScript calls. It overflows
-        // before the JS engine's 1 MiB shadow stack does, so deep recursion always ends in
-        // the clean stack-overflow trap. Only what a request uses is touched.
+        // 24× wasmtime's default, so that the JS engine's own limit (on its shadow stack:
+        // about 2,900 nested calls, or JSON 49,000 levels deep, which takes 10 MiB here) is
+        // reached first and deep recursion is a RangeError the worker can catch. Only what a
+        // request uses is touched.
         .max_wasm_stack(MAX_WASM_STACK)
         .async_stack_size(MAX_WASM_STACK + (256 << 10));
     // `WWS_PERF_MAP=1` writes /tmp/perf-PID.map so `perf report` names the guests' functions.

@@ -18,9 +18,7 @@ pub enum RunError {
     #[error("printed more than the output limit of {0} bytes")]
     OutputTooLarge(usize),
     /// The guest's call stack ran out: runaway or very deep recursion.
-    #[error(
-        "ran out of call stack (runaway or very deep recursion; a JavaScript worker has room for about 2,500 nested calls, 1,000 async ones)"
-    )]
+    #[error("ran out of call stack (runaway or very deep recursion)")]
     StackOverflow,
     /// The worker called `exit` with a non-zero code.
     #[error("exited with code {0}")]

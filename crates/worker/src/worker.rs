@@ -444,6 +444,17 @@ pub(crate) fn new_store<T: HostState>(engine: &Engine, data: T) -> Store<T> {
     store
 }
 
+/// Whether a trap is a guest's shadow stack (the C/Rust stack in linear memory, below its
+/// data) running past address 0: the stack pointer wraps around, and the next access lands
+/// past the 4 GiB a 32-bit memory can address, which no ordinary pointer bug reaches.
+fn shadow_stack_overflow(chain: &str) -> bool {
+    let Some((_, rest)) = chain.split_once("memory fault at wasm address 0x") else {
+        return false;
+    };
+    let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+    u64::from_str_radix(&hex, 16).is_ok_and(|address| address >= 1 << 32)
+}
+
 /// Turns the raw outcome of a run into a [`RunError`] a user can act on.
 pub(crate) fn classify(
     outcome: wasmtime::Result<()>,
@@ -471,8 +482,26 @@ pub(crate) fn classify(
     if err.downcast_ref::<OutputLimit>().is_some() {
         return Err(RunError::OutputTooLarge(limits.max_output_bytes));
     }
-    if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow) {
+    if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow)
+        || shadow_stack_overflow(&chain)
+    {
         return Err(RunError::StackOverflow);
     }
     Err(RunError::Trap(anyhow::Error::from(err)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shadow_stack_overflow;
+
+    #[test]
+    fn an_access_past_4_gib_is_a_shadow_stack_overflow() {
+        assert!(shadow_stack_overflow(
+            "error while executing: memory fault at wasm address 0x100000198 in linear memory of size 0x200000: wasm trap: out of bounds memory access"
+        ));
+        assert!(!shadow_stack_overflow(
+            "memory fault at wasm address 0x300000 in linear memory of size 0x200000"
+        ));
+        assert!(!shadow_stack_overflow("wasm trap: unreachable"));
+    }
 }

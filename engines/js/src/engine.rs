@@ -22,10 +22,10 @@ const WARM_UP_VAR: &str = "WWS_WARM_UP";
 /// Env vars with this prefix are for the engine, not the worker's `[vars]`.
 const RESERVED_PREFIX: &str = "WWS_";
 
-/// QuickJS' own stack limit, below the 1 MiB wasm shadow stack (`-zstack-size` in build.rs).
-/// quickjs-ng ignores it on WASI: deep recursion ends when the host's native wasm stack runs
-/// out (wws' `max_wasm_stack`, 2 MiB: about 2,500 JS frames of about 270 shadow bytes each),
-/// before the shadow stack would, and traps cleanly.
+/// QuickJS' own stack limit, below the 1 MiB wasm shadow stack (`-zstack-size` in build.rs):
+/// past it, a `RangeError` (quickjs-ng ignores the limit on WASI; `patches/` keeps it). About
+/// 270 bytes per JS call: some 2,900 nested calls. wws' native wasm stack (12 MiB) is deep
+/// enough for the limit to be reached first.
 const MAX_STACK: usize = 768 << 10;
 
 /// How much a request may allocate before QuickJS' first cycle collection (freeing by
