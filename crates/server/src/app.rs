@@ -7,6 +7,7 @@ use wws_router::Routes;
 use wws_worker::Worker;
 
 use crate::cors::Cors;
+use crate::metrics::Metrics;
 use crate::static_files::StaticFiles;
 
 /// A route's worker and its per-worker settings.
@@ -34,6 +35,8 @@ pub struct App {
     pub(crate) cors: Cors,
     pub(crate) kv: Arc<dyn KvStore>,
     pub(crate) config: AppConfig,
+    /// Set with `--metrics`; `None` costs requests nothing.
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 impl App {
@@ -54,6 +57,21 @@ impl App {
             cors,
             kv,
             config,
+            metrics: None,
         }
     }
+
+    /// Counts requests in `metrics` (`metrics.rs`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+}
+
+/// What answered a request, noted on the response for the metrics (only when they are on).
+#[derive(Clone, Copy)]
+pub(crate) enum AnsweredBy {
+    Route(usize),
+    Public,
 }

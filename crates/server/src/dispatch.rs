@@ -13,7 +13,7 @@ use wws_router::RouteKind;
 use wws_worker::RunError;
 use wws_worker::protocol::{WorkerRequest, WorkerResponse};
 
-use crate::app::{App, Endpoint};
+use crate::app::{AnsweredBy, App, Endpoint};
 use crate::respond::{self, Body};
 
 impl App {
@@ -21,20 +21,31 @@ impl App {
     /// on (`RUST_LOG=debug`), each request is logged once answered: method, path, status, time.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         // Off by default: a line per request costs more than a small worker's whole run.
-        if !tracing::enabled!(tracing::Level::DEBUG) {
+        let logged = tracing::enabled!(tracing::Level::DEBUG);
+        if !logged && self.metrics.is_none() {
             return self.answer(req).await;
         }
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let resp = self.answer(req).await;
-        tracing::debug!(
-            %method,
-            path,
-            status = resp.status().as_u16(),
-            elapsed = ?started.elapsed(),
-            "request"
-        );
+        if let Some(metrics) = &self.metrics {
+            let route = match resp.extensions().get::<AnsweredBy>() {
+                Some(AnsweredBy::Route(index)) => self.routes.get(*index).path.as_str(),
+                Some(AnsweredBy::Public) => crate::metrics::PUBLIC,
+                None => crate::metrics::NO_ROUTE,
+            };
+            metrics.answered(route, resp.status(), started.elapsed());
+        }
+        if logged {
+            tracing::debug!(
+                %method,
+                path,
+                status = resp.status().as_u16(),
+                elapsed = ?started.elapsed(),
+                "request"
+            );
+        }
         resp
     }
 
@@ -86,16 +97,17 @@ impl App {
             if found.route.kind != RouteKind::Static && reads {
                 // A file in public/ wins over dynamic and catch-all routes (spec §2.5).
                 if let Some(resp) = self.static_file(&path, req.headers()).await {
-                    return resp;
+                    return self.noted(resp, AnsweredBy::Public);
                 }
             }
             let index = found.index;
             let params = found.params;
-            return self.run_worker(&self.endpoints[index], req, params).await;
+            let resp = self.run_worker(&self.endpoints[index], req, params).await;
+            return self.noted(resp, AnsweredBy::Route(index));
         }
         if let Some(resp) = self.static_file(&path, req.headers()).await {
             if reads {
-                return resp;
+                return self.noted(resp, AnsweredBy::Public);
             }
             let mut resp = respond::simple(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -107,6 +119,14 @@ impl App {
             return resp;
         }
         self.not_found().await
+    }
+
+    /// Notes what answered on the response, for the metrics (only when they are on).
+    fn noted(&self, mut resp: Response<Body>, by: AnsweredBy) -> Response<Body> {
+        if self.metrics.is_some() {
+            resp.extensions_mut().insert(by);
+        }
+        resp
     }
 
     async fn static_file(&self, path: &str, request: &http::HeaderMap) -> Option<Response<Body>> {
@@ -171,6 +191,9 @@ impl App {
             // Overload: the worker crate logs why once per interval; one line per refused
             // request would flood the log exactly when it matters.
             Err(RunError::Busy) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.failed(worker, RunError::Busy.kind());
+                }
                 tracing::debug!(
                     worker,
                     path = parts.uri.path(),
@@ -186,6 +209,9 @@ impl App {
             }
             Err(err) => {
                 tracing::error!(worker, path = parts.uri.path(), "worker {err}");
+                if let Some(metrics) = &self.metrics {
+                    metrics.failed(worker, err.kind());
+                }
                 let status = match err {
                     RunError::Timeout(_) | RunError::WallTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
                     _ => StatusCode::INTERNAL_SERVER_ERROR,

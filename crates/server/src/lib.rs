@@ -6,11 +6,13 @@ mod app;
 mod conditional;
 mod cors;
 mod dispatch;
+mod metrics;
 mod respond;
 mod serve;
 mod static_files;
 
 pub use app::{App, AppConfig, Endpoint};
 pub use cors::Cors;
+pub use metrics::{Metrics, serve_metrics};
 pub use serve::serve;
 pub use static_files::StaticFiles;

@@ -32,3 +32,19 @@ pub enum RunError {
     #[error("no free instance slot within the queue timeout (too many concurrent requests)")]
     Busy,
 }
+
+impl RunError {
+    /// A short name of the variant, for metrics and log fields.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunError::Timeout(_) => "cpu_timeout",
+            RunError::WallTimeout(_) => "wall_timeout",
+            RunError::MemoryLimit(_) => "memory_limit",
+            RunError::OutputTooLarge(_) => "output_too_large",
+            RunError::StackOverflow => "stack_overflow",
+            RunError::Exit(_) => "exit",
+            RunError::Trap(_) => "trap",
+            RunError::Busy => "busy",
+        }
+    }
+}

@@ -63,6 +63,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WWS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at `http://ADDR/metrics` on a listener of their own, e.g.
+    /// `127.0.0.1:9464` (port `0` picks a free one): requests by route and status, their
+    /// duration, and worker failures by reason.
+    #[arg(long, value_name = "ADDR", env = "WWS_METRICS")]
+    pub metrics: Option<String>,
+
     /// Accepted for compatibility: the original's admin panel is not part of wws (a warning
     /// says so).
     #[arg(long, env = "WWS_ENABLE_PANEL", action = ArgAction::SetTrue,

@@ -195,3 +195,40 @@ fn a_read_only_project_is_served() {
     );
     assert!(!p.path().join(".wws").exists());
 }
+
+/// `--metrics` serves Prometheus metrics on a listener of its own: requests by what answered
+/// them and their status, durations, and worker failures by reason.
+#[test]
+fn metrics_count_requests_by_route_and_failures_by_reason() {
+    let p = Project::new();
+    p.wasm("index.wasm", "hello");
+    p.wasm("trap.wasm", "trap");
+    p.file("public/a.txt", "a");
+    let wws = Wws::builder(p.path())
+        .args(["--metrics", "127.0.0.1:0"])
+        .start();
+    let out = wws.output();
+    let metrics_url = out
+        .split("Metrics at ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no metrics address in:\n{out}"))
+        .to_owned();
+    assert!(!metrics_url.starts_with(&wws.url("")), "{metrics_url}");
+    wws.get_text("/", 200);
+    wws.get_text("/", 200);
+    assert_eq!(wws.get("/trap").status(), 500);
+    wws.get_text("/a.txt", 200);
+    assert_eq!(wws.get("/nothing/here").status(), 404);
+    let text = client().get(&metrics_url).send().unwrap().text().unwrap();
+    for line in [
+        "wws_requests_total{route=\"/\",status=\"200\"} 2",
+        "wws_requests_total{route=\"/trap\",status=\"500\"} 1",
+        "wws_requests_total{route=\"public/\",status=\"200\"} 1",
+        "wws_requests_total{route=\"none\",status=\"404\"} 1",
+        "wws_request_duration_seconds_count{route=\"/\"} 2",
+        "wws_worker_failures_total{worker=\"trap.wasm\",reason=\"trap\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+    }
+}

@@ -112,7 +112,7 @@ async fn serve(
             wws_runtimes::display_name(&route.file)
         ));
     }
-    let app = Arc::new(App::new(
+    let mut app = App::new(
         routes,
         endpoints,
         StaticFiles::new(&root.join("public"), root),
@@ -122,7 +122,11 @@ async fn serve(
             max_body_bytes: args.limits.max_body_size,
             prefix,
         },
-    ));
+    );
+    if let Some(at) = &args.metrics {
+        app = app.with_metrics(serve_metrics(at)?);
+    }
+    let app = Arc::new(app);
     let listener = tokio::net::TcpListener::from_std(listener)?;
     say(format_args!("🚀 Start serving requests at http://{addr}\n"));
     let drain = limits.timeout.unwrap_or(Duration::from_secs(30)) + Duration::from_secs(5);
@@ -168,6 +172,24 @@ fn warn_orphan_configs(root: &Path, workers: &[std::path::PathBuf], ignore: &[St
             );
         }
     }
+}
+
+/// Starts the metrics listener on `at` (`HOST:PORT`) and says where it is.
+fn serve_metrics(at: &str) -> anyhow::Result<Arc<wws_server::Metrics>> {
+    let (host, port) = at
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+        .with_context(|| format!("--metrics {at}: give HOST:PORT, like 127.0.0.1:9464"))?;
+    let (listener, shown) = bind(host, port).context("--metrics")?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let metrics = Arc::new(wws_server::Metrics::default());
+    tokio::spawn(wws_server::serve_metrics(
+        listener,
+        metrics.clone(),
+        shutdown_signal(),
+    ));
+    say(format_args!("📈 Metrics at http://{shown}/metrics"));
+    Ok(metrics)
 }
 
 /// Listens on `host` (an IP address, `[v6]`, or a name resolved as the original did) and
