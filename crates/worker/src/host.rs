@@ -140,6 +140,8 @@ struct LogState {
     /// The last lines past the cap, at most [`TAIL`] bytes.
     tail: VecDeque<Vec<u8>>,
     tail_bytes: usize,
+    /// Whether the last line logged was an error (its stack lines follow).
+    in_error: bool,
 }
 
 /// Longest line kept before it is logged anyway (a longer one is logged in pieces).
@@ -185,7 +187,7 @@ impl LogPipe {
         let line = std::mem::take(&mut st.line);
         if st.logged < self.cap {
             st.logged += line.len() + 1;
-            self.log(&line);
+            self.log(st, &line);
             return;
         }
         if st.tail.is_empty() && st.dropped == 0 {
@@ -202,8 +204,40 @@ impl LogPipe {
         }
     }
 
-    fn log(&self, line: &[u8]) {
-        tracing::info!(target: "wws::worker", worker = %self.worker, "{}", String::from_utf8_lossy(line).trim_end_matches('\r'));
+    fn log(&self, st: &mut LogState, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches('\r');
+        let level = self.severity(text, st.in_error);
+        st.in_error = level == tracing::Level::ERROR;
+        match level {
+            tracing::Level::ERROR => {
+                tracing::error!(target: "wws::worker", worker = %self.worker, "{text}");
+            }
+            tracing::Level::WARN => {
+                tracing::warn!(target: "wws::worker", worker = %self.worker, "{text}");
+            }
+            _ => tracing::info!(target: "wws::worker", worker = %self.worker, "{text}"),
+        }
+    }
+
+    /// How loud a line of stderr is: `console.error` (`[error] …`), a Rust panic, and the JS
+    /// engine's report of why the worker failed (`<worker file>:<line>:<col>: …`, then its
+    /// indented stack) are errors, `console.warn` a warning, the rest information. So
+    /// `RUST_LOG=warn` still shows why a worker failed.
+    fn severity(&self, text: &str, after_error: bool) -> tracing::Level {
+        if text.starts_with("[error]")
+            || text.contains("panicked at ")
+            || text
+                .strip_prefix(&*self.worker)
+                .is_some_and(|rest| rest.starts_with(':'))
+            || (after_error && text.starts_with("    at "))
+        {
+            tracing::Level::ERROR
+        } else if text.starts_with("[warn]") {
+            tracing::Level::WARN
+        } else {
+            tracing::Level::INFO
+        }
     }
 
     /// Logs what the cap held back: how much was dropped, then the last lines.
@@ -213,7 +247,7 @@ impl LogPipe {
         }
         tracing::warn!(target: "wws::worker", worker = %self.worker, "{} bytes of stderr dropped; its last {} lines follow", st.dropped, st.tail.len());
         for line in std::mem::take(&mut st.tail) {
-            self.log(&line);
+            self.log(st, &line);
         }
         st.tail_bytes = 0;
         st.dropped = 0;

@@ -193,3 +193,29 @@ fn runaway_recursion_is_a_range_error_in_js_and_reported_as_such_in_wasm() {
     assert!(!wws.output().contains("wasm backtrace"), "{}", wws.output());
     assert_eq!(wws.get_text("/?n=10", 200), "depth 10");
 }
+
+/// With only warnings logged (`RUST_LOG=warn`), why a worker failed still reaches the log:
+/// the JS engine's report and `console.error` are errors, `console.warn` a warning, and
+/// `console.log` is left out.
+#[test]
+fn why_a_worker_failed_is_logged_as_an_error() {
+    let p = Project::new();
+    p.file(
+        "index.js",
+        r#"export default { async fetch() {
+  console.log("chatter");
+  console.warn("careful");
+  console.error("bad input");
+  throw new TypeError("the real problem");
+} };"#,
+    );
+    let wws = Wws::builder(p.path()).env("RUST_LOG", "warn").start();
+    assert_eq!(wws.get("/").status(), 500);
+    wws.wait_for_output("TypeError: the real problem");
+    let out = wws.output();
+    assert!(
+        out.contains("[warn] careful") && out.contains("[error] bad input"),
+        "{out}"
+    );
+    assert!(!out.contains("chatter"), "{out}");
+}
