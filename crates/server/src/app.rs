@@ -37,6 +37,9 @@ pub struct App {
     pub(crate) config: AppConfig,
     /// Set with `--metrics`; `None` costs requests nothing.
     pub(crate) metrics: Option<Arc<Metrics>>,
+    /// Runs that answered early and go on (`waitUntil` work): a shutdown waits for them, so
+    /// their key/value writes are not lost.
+    pub(crate) background: tokio_util::task::TaskTracker,
 }
 
 impl App {
@@ -58,6 +61,7 @@ impl App {
             kv,
             config,
             metrics: None,
+            background: tokio_util::task::TaskTracker::new(),
         }
     }
 

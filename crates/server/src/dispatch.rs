@@ -263,7 +263,7 @@ impl App {
         if let Some(rest) = rest {
             let finish =
                 self.finish_after_answer(endpoint, parts.uri.path().to_owned(), after, rest);
-            tokio::spawn(finish);
+            self.background.spawn(finish);
         }
         resp
     }

@@ -59,11 +59,28 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(drain, graceful.shutdown())
+    let deadline = tokio::time::Instant::now() + drain;
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("some requests were still running after {drain:?}; stopping anyway");
+    }
+    // Work that goes on after its response (`waitUntil`) still has key/value writes to save.
+    app.background.close();
+    if !app.background.is_empty() {
+        tracing::info!(
+            "waiting for {} worker(s) still running after their response",
+            app.background.len()
+        );
+        if tokio::time::timeout_at(deadline, app.background.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "work after a response was still running after {drain:?}; stopping anyway"
+            );
+        }
     }
     Ok(())
 }

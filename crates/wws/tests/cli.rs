@@ -232,3 +232,45 @@ fn metrics_count_requests_by_route_and_failures_by_reason() {
         assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
     }
 }
+
+/// A shutdown waits for work that goes on after its response (`waitUntil`): the fetch it
+/// makes still goes out before wws exits.
+#[test]
+fn sigterm_waits_for_wait_until_work() {
+    let files = tempfile::tempdir().unwrap();
+    let upstream = wws_test_support::repo_server::RepoServer::serve(files.path());
+    let p = Project::new();
+    p.file(
+        "index.js",
+        r#"export default { async fetch(request, env, ctx) {
+  const q = new URL(request.url).searchParams;
+  ctx.waitUntil(fetch(q.get("wait")).then(() => fetch(q.get("then"))));
+  return new Response("answered");
+} };"#,
+    );
+    p.file(
+        "index.toml",
+        "version = \"1\"\n[features.http_requests]\nallowed_hosts = [\"127.0.0.1\"]\nallow_http = true\n",
+    );
+    let wws = Wws::start(p.path());
+    let barrier = upstream.url("barrier?n=2");
+    let then = upstream.url("echo");
+    let query = format!(
+        "/?wait={}&then={}",
+        barrier.replace('?', "%3F").replace('=', "%3D"),
+        then
+    );
+    assert_eq!(wws.get_text(&query, 200), "answered");
+    assert!(upstream.wait_for_request("barrier", std::time::Duration::from_secs(20)));
+    std::process::Command::new("kill")
+        .args(["-TERM", &wws.pid().to_string()])
+        .status()
+        .unwrap();
+    wws.wait_for_output("still running after their response");
+    assert_eq!(
+        client().get(&barrier).send().unwrap().text().unwrap(),
+        "open"
+    );
+    assert!(upstream.wait_for_request("echo", std::time::Duration::from_secs(20)));
+    assert!(wws.terminate().success());
+}
