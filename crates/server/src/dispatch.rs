@@ -399,6 +399,16 @@ fn full_url(parts: &http::request::Parts) -> String {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
+    // A client may send UTF-8 unencoded (`/café?q=été`); workers get it percent-encoded, as
+    // a URL parser would give it (`/caf%C3%A9`), so `new URL(request.url).href` is the same.
+    let encoded;
+    let path = if path.is_ascii() {
+        path
+    } else {
+        encoded = percent_encoding::percent_encode(path.as_bytes(), percent_encoding::CONTROLS)
+            .to_string();
+        &encoded
+    };
     let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
     for part in [scheme, "://", host, path] {
         url.push_str(part);

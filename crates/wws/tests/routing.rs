@@ -116,18 +116,24 @@ fn ignored_and_underscore_files_are_not_routes() {
 
 /// The status line wws answers a raw request with.
 fn status_line(wws: &Wws, request: &str) -> String {
-    use std::io::{BufRead, Write};
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(raw_stream(wws, request.as_bytes()))
+        .read_line(&mut line)
+        .unwrap();
+    line.trim_end().to_owned()
+}
+
+/// A connection to wws on which `request` was sent.
+fn raw_stream(wws: &Wws, request: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
     let addr = wws.url("").trim_start_matches("http://").to_owned();
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stream)
-        .read_line(&mut line)
-        .unwrap();
-    line.trim_end().to_owned()
+    stream.write_all(request).unwrap();
+    stream
 }
 
 /// Only a path names a route: `OPTIONS *` is answered by the server, CONNECT is refused, a
@@ -157,5 +163,28 @@ fn request_targets_that_are_not_paths_and_oversized_declared_bodies() {
     assert_eq!(
         ask("POST /fixed HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\nabc"),
         "HTTP/1.1 413 Payload Too Large"
+    );
+}
+
+/// A request target with raw UTF-8 (`/café?q=été`) reaches the worker percent-encoded, as a
+/// URL parser gives it.
+#[test]
+fn raw_utf8_in_a_request_target_is_percent_encoded_for_workers() {
+    use std::io::Read;
+    let p = Project::new();
+    p.file(
+        "[...all].js",
+        "addEventListener('fetch', (e) => e.respondWith(new Response(`${e.request.url} ${e.request.url === new URL(e.request.url).href}`)));",
+    );
+    let wws = Wws::start(p.path());
+    let mut stream = raw_stream(
+        &wws,
+        "GET /café?q=été HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".as_bytes(),
+    );
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.ends_with("\r\n\r\nhttp://x/caf%C3%A9?q=%C3%A9t%C3%A9 true"),
+        "{response}"
     );
 }
