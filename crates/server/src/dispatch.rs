@@ -11,7 +11,7 @@ use hyper::body::Body as _;
 use hyper::body::Incoming;
 use wws_router::RouteKind;
 use wws_worker::RunError;
-use wws_worker::protocol::{WorkerRequest, WorkerResponse};
+use wws_worker::protocol::{KvValue, WorkerRequest, WorkerResponse};
 
 use crate::app::{AnsweredBy, App, Endpoint};
 use crate::respond::{self, Body};
@@ -229,10 +229,7 @@ impl App {
         let mut after = None;
         let changes = match (&endpoint.kv_namespace, output.kv.take()) {
             (Some(ns), Some(state)) => {
-                let state: HashMap<String, Option<String>> = state
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_string()))
-                    .collect();
+                let state = kv_state(state);
                 // What the namespace holds once the answer's changes are in, for the trailer's.
                 after = rest.is_some().then(|| {
                     state
@@ -301,16 +298,17 @@ impl App {
             let (Some(ns), Some(state), Some(answered)) = (namespace, state, answered) else {
                 return;
             };
-            let state = state
-                .into_iter()
-                .map(|(k, v)| (k, v.into_string()))
-                .collect();
-            let changes = wws_kv::diff(&answered, state);
+            let changes = wws_kv::diff(&answered, kv_state(state));
             if let Err(err) = store.apply(&ns, changes).await {
                 tracing::error!(worker, "could not save key/value namespace {ns}: {err:#}");
             }
         }
     }
+}
+
+/// A worker's output `kv` as the namespace it describes (`None`: the key is removed).
+fn kv_state(kv: HashMap<String, KvValue>) -> HashMap<String, Option<String>> {
+    kv.into_iter().map(|(k, v)| (k, v.into_string())).collect()
 }
 
 /// The 413 for a body over `limit` bytes.

@@ -205,7 +205,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CoreHost>) -> anyhow::Result<()>
         "read",
         |mut caller: Caller<'_, CoreHost>, ptr: u32| -> wasmtime::Result<()> {
             let answer = std::mem::take(&mut caller.data_mut().http_answer);
-            let memory = guest_memory(&mut caller)?;
+            let memory = crate::canonical::memory(&mut caller, "wws_http")?;
             memory
                 .write(&mut caller, ptr as usize, &answer)
                 .map_err(|_| wasmtime::Error::msg("wws_http.read: the buffer is outside memory"))
@@ -232,12 +232,8 @@ pub(crate) async fn answer(policy: Option<&HttpRequests>, request: &[u8], limit:
     })
 }
 
-fn guest_memory(caller: &mut Caller<'_, CoreHost>) -> wasmtime::Result<wasmtime::Memory> {
-    crate::canonical::memory(caller, "wws_http")
-}
-
 fn guest_bytes(caller: &mut Caller<'_, CoreHost>, ptr: u32, len: u32) -> wasmtime::Result<Vec<u8>> {
-    let memory = guest_memory(caller)?;
+    let memory = crate::canonical::memory(caller, "wws_http")?;
     let mut bytes = vec![0; len as usize];
     memory
         .read(&*caller, ptr as usize, &mut bytes)
