@@ -4,9 +4,9 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use rand::Rng as _;
-use wasmtime::{Caller, Extern, Linker, Memory};
+use wasmtime::{AsContextMut as _, Caller, Extern, Linker, Memory};
 use wasmtime_wasi::I32Exit;
-use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
+use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1 as _};
 use wasmtime_wasi::p2::InputStream;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 
@@ -119,7 +119,12 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
                     {
                         return result;
                     }
+                    let fuel = caller.as_context_mut().hostcall_fuel();
                     let (mut memory, wasi) = guest_memory(&mut caller, project)?;
+                    // wiggle's own wrappers refill this budget (for copying iovec arrays)
+                    // before every call; called directly, it stays at what the last wrapped
+                    // call left, which is nothing in an instance that starts from a snapshot.
+                    wasi.full().set_hostcall_fuel(fuel);
                     match call {
                         FdCall::Read => {
                             p1::fd_read(wasi.full(), &mut memory, fd, iovs, len, out).await
