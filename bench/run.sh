@@ -184,6 +184,9 @@ project_static() { mkdir -p "$1/public" && echo "Hello from a static file" >"$1/
 project_js() {
   echo 'addEventListener("fetch", e => e.respondWith(new Response("Hello from js")));' >"$1/index.js"
 }
+project_js_reuse() { # opt-in: live instances serve many requests
+  project_js "$1" && printf '[runtime]\nreuse = true\n' >"$1/index.toml"
+}
 install_runtime() { # DIR NAME
   if ((!REPO_OK)); then WHY="the runtime repository could not be built (runtimes/build-repository.sh)"; return 1; fi
   if ! (cd "$1" && "$WWS" runtimes install "$2" latest --repo-url "file://$REPO/index.toml") >>"$LOGS/install-$2.log" 2>&1; then
@@ -213,6 +216,7 @@ scenario() { S_KEY+=("$1") S_LABEL+=("$2") S_CONNS+=("$3") S_EXPECT+=("$4"); }
 scenario rust_sdk     "wws rust hello (SDK)"     "32 1"       "Hello from wws"
 scenario rust_raw     "wws rust hello (raw)"     "32 1"       "Hello from wws"
 scenario js           "wws js hello"             "32 1"       "Hello from js"
+scenario js_reuse     "wws js hello (reuse)"     "32 1"       "Hello from js"
 scenario static       "wws static file"          "32"         "Hello from a static file"
 scenario python       "python hello"             "8 1"        "Hello from python"
 scenario python_fresh "python hello (no reuse)"  "1"          "Hello from python"

@@ -7,6 +7,11 @@
 //! the hash of the engine, the source, the vars and the mounts, so the next start reuses it,
 //! and each request only instantiates the snapshot and runs the handler. A syntax error or a
 //! top-level exception stops the start with the file, line and message.
+//!
+//! With `[runtime] reuse = true` in its TOML, a worker instead runs in reuse mode
+//! (`wws_worker::reuse`): a few live instances, each started from the snapshot, serve many
+//! requests, so module state (a cache, a connection setup) survives between them, as on
+//! platforms that keep isolates warm.
 
 use std::path::Path;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -22,6 +27,10 @@ pub(crate) static ENGINE_WASM: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../engines/js/dist/wws-js-engine.wasm"
 ));
+
+/// Requests one instance serves in reuse mode before a fresh one from the snapshot replaces
+/// it: what a worker leaks stays bounded.
+const REUSE_MAX_REQUESTS: u64 = 1000;
 
 /// The JS runtime of one process: the engine instrumented for snapshots, made on first use.
 #[derive(Default)]
@@ -80,6 +89,11 @@ impl JavaScript {
         let src = crate::generated::write(root, "js", &[("index.js".to_string(), source)])?;
         let mut env = config.vars.clone();
         env.push(("WWS_WORKER_FILE".to_string(), name.clone()));
+        // Opt-in: the original gave every request a fresh instance, and so does wws by default.
+        let reuse = (config.reuse == Some(true)).then_some(REUSE_MAX_REQUESTS);
+        if reuse.is_some() {
+            env.push(("WWS_REUSE".to_string(), "1".to_string()));
+        }
         let mut preopens = vec![Preopen {
             host: src.clone(),
             guest: "/src".into(),
@@ -125,7 +139,7 @@ impl JavaScript {
             args,
             env,
             preopens,
-            reuse: None,
+            reuse,
             ruby_script: None,
             scattered_writes: true,
             http: config.http_requests.clone().map(std::sync::Arc::new),

@@ -608,10 +608,12 @@ impl Instance {
             .stdin(self.stdin.clone())
             .stdout(SinkStream(self.stdout.clone()))
             .stderr(SinkStream(self.stderr.clone()));
+        // Guests that import `wws_http` (the JS engine) use it directly; interpreters use call
+        // frames. Either way under the same policy.
         let data = CoreHost::new(
             RequestWasi::with_context(t.wasi.clone(), builder.build_p1()),
             t.engine.limits(),
-            None,
+            t.http.clone(),
         );
         let mut store = Store::new(t.engine.wasmtime(), data);
         store.limiter(|h| &mut h.limits);

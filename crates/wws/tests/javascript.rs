@@ -426,3 +426,86 @@ fn a_worker_written_for_the_original_stores_the_request_body_as_it_came() {
     assert_eq!(put.text().unwrap(), board);
     assert_eq!(wws.get_text("/game?room=abc", 200), board);
 }
+
+/// Counts the requests its instance served and answers `<instance> <count> <timers that
+/// fired late>`; `?throw` fails, `?leave` leaves a timer behind, `?to=URL` fetches first.
+const REUSE_WORKER: &str = r#"
+const instance = String(Math.random()).slice(2);
+let served = 0;
+let late = 0;
+addEventListener("fetch", (event) => event.respondWith((async () => {
+  served += 1;
+  const q = new URL(event.request.url).searchParams;
+  if (q.has("throw")) throw new Error("asked to fail");
+  if (q.has("leave")) setTimeout(() => { late += 1; }, 1);
+  const fetched = q.has("to") ? " " + (await (await fetch(q.get("to"))).text()) : "";
+  return new Response(`${instance} ${served} ${late}${fetched}`);
+})()));
+"#;
+
+/// `(instance, requests it served, late timers, rest)` of one REUSE_WORKER answer.
+fn reuse_answer(wws: &Wws, path: &str) -> (String, u32, u32, String) {
+    let text = wws.get_text(path, 200);
+    let mut parts = text.splitn(4, ' ');
+    let mut next = || parts.next().unwrap_or_default().to_owned();
+    let (instance, served, late, rest) = (next(), next(), next(), next());
+    (
+        instance,
+        served.parse().unwrap(),
+        late.parse().unwrap(),
+        rest,
+    )
+}
+
+/// `[runtime] reuse = true`: live instances serve many requests, so module state survives
+/// between them; a timer a request left behind never fires in a later one, a failed request
+/// costs only its instance, and fetch works. Without the setting every request starts from
+/// the snapshot, as in the original.
+#[test]
+fn reuse_mode_is_opt_in_and_keeps_module_state_between_requests() {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("data.txt"), "upstream data").unwrap();
+    let upstream = wws_test_support::repo_server::RepoServer::serve(files.path());
+    let p = Project::new();
+    p.file("fresh.js", REUSE_WORKER);
+    p.file("warm.js", REUSE_WORKER);
+    p.file(
+        "warm.toml",
+        "version = \"1\"\n[runtime]\nreuse = true\n[features.http_requests]\nallowed_hosts = [\"127.0.0.1\"]\nallow_http = true\n",
+    );
+    let wws = start(&p).unwrap();
+
+    for _ in 0..3 {
+        assert_eq!(
+            reuse_answer(&wws, "/fresh").1,
+            1,
+            "a fresh instance per request"
+        );
+    }
+    let mut last: BTreeMap<String, u32> = BTreeMap::new();
+    for i in 0..6 {
+        let path = if i == 1 { "/warm?leave" } else { "/warm" };
+        let (instance, served, late, _) = reuse_answer(&wws, path);
+        assert_eq!(late, 0, "a timer left by an earlier request fired");
+        let before = last.insert(instance, served).unwrap_or(0);
+        assert!(
+            served > before,
+            "an instance's count went back: {served} after {before}"
+        );
+    }
+    assert!(
+        last.values().any(|&served| served >= 2),
+        "no instance served two requests: {last:?}"
+    );
+    assert_eq!(wws.get("/warm?throw").status(), 500);
+    let (_, _, _, fetched) = reuse_answer(
+        &wws,
+        &format!("/warm?to={}", upstream.url("data.txt").replace(':', "%3A")),
+    );
+    assert_eq!(fetched, "upstream data");
+    assert!(
+        wws.output_within("asked to fail", std::time::Duration::from_secs(10)),
+        "the failure is not logged: {}",
+        wws.output()
+    );
+}

@@ -32,6 +32,9 @@ const MAX_STACK: usize = 768 << 10;
 /// reference counting goes on regardless). The instance is thrown away after the request.
 const REQUEST_HEAP: usize = 16 << 20;
 
+/// In reuse mode, how much may be allocated past the loaded heap before the first collection.
+const REUSE_GC_HEADROOM: usize = 2 << 20;
+
 /// A loaded engine, ready to serve requests (kept in a thread-local between the
 /// `wizer-initialize` export and `_start`, and captured by the snapshot).
 pub struct Engine {
@@ -85,6 +88,22 @@ impl Engine {
             handle,
             worker_file,
         })
+    }
+
+    /// Prepares a snapshot-fresh engine to serve many requests (reuse mode): garbage then has
+    /// to be collected as it would be in a long-lived runtime, starting a little above what
+    /// loading left (QuickJS raises the threshold after each collection).
+    pub fn serve_many(&mut self) {
+        let loaded = usize::try_from(self._runtime.memory_usage().malloc_size).unwrap_or(0);
+        self._runtime
+            .set_gc_threshold(loaded.saturating_add(REUSE_GC_HEADROOM));
+    }
+
+    /// Ends a request in reuse mode: fetches it left in flight are forgotten (their answers
+    /// are dropped, never handed to a later request). Timers are dropped when the next
+    /// request begins.
+    pub fn end_request(&self) {
+        crate::http::forget_pending();
     }
 
     /// Serves one request: `input` is the request JSON. Returns the output JSON, or the error

@@ -28,6 +28,15 @@ unsafe extern "C" {
 thread_local! {
     /// The `resolve` function of each request in flight, by id.
     static PENDING: RefCell<Vec<(u32, Persistent<Function<'static>>)>> = const { RefCell::new(Vec::new()) };
+    /// Requests an earlier request left in flight (reuse mode): their answers are dropped.
+    static FORGOTTEN: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Forgets the requests in flight: called when a request ends in reuse mode, so that a later
+/// request never runs an earlier one's callbacks.
+pub fn forget_pending() {
+    let ids: Vec<u32> = PENDING.with(|p| p.borrow_mut().drain(..).map(|(id, _)| id).collect());
+    FORGOTTEN.with(|f| f.borrow_mut().extend(ids));
 }
 
 /// The request line and headers `fetch` sends, as JSON made by fetch.js.
@@ -113,6 +122,14 @@ pub fn wait(ctx: &Ctx<'_>, timeout_ms: i64) -> Result<bool> {
         Some(p.swap_remove(at).1)
     });
     let Some(resolve) = resolve else {
+        let forgotten = FORGOTTEN.with(|f| {
+            let mut f = f.borrow_mut();
+            let at = f.iter().position(|&i| i == id)?;
+            Some(f.swap_remove(at))
+        });
+        if forgotten.is_some() {
+            return Ok(true);
+        }
         return Err(Exception::throw_internal(
             ctx,
             &format!("fetch: the host answered request {id}, which is not in flight"),

@@ -9,6 +9,9 @@
 //!   the memory with wasmtime-wizer. `_start` loads the same way when no snapshot was taken.
 //! - `_start` reads the request JSON from stdin, runs the handler to completion (promises,
 //!   timers, `waitUntil`), prints exactly one output JSON on stdout and returns.
+//! - With `WWS_REUSE=1` (a worker's `[runtime] reuse = true`), `_start` instead serves
+//!   length-prefixed request frames until stdin ends, one output frame each, from the same
+//!   loaded engine: module state survives between requests, as in reuse mode for Python.
 //! - Failures print `<file>:<line>:<col>: <ErrorName>: <message>` and the stack to stderr and
 //!   exit with code 1: a worker that does not load (in either export), or a handler that throws.
 //!   `console.*` writes to stderr; nothing else is written to stdout.
@@ -22,7 +25,7 @@ mod subtle;
 mod worker;
 
 use std::cell::RefCell;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 
 use engine::Engine;
 
@@ -47,6 +50,9 @@ fn main() {
     ENGINE.with(|slot| {
         let mut slot = slot.borrow_mut();
         let engine = slot.get_or_insert_with(load_or_exit);
+        if std::env::var_os(REUSE_VAR).is_some_and(|v| v == "1") {
+            return serve_frames(engine);
+        }
         let mut input = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut input) {
             exit_with(&format!(
@@ -55,22 +61,76 @@ fn main() {
             ));
         }
         match engine.serve(&input) {
-            Ok(output) => {
-                let mut out = std::io::stdout().lock();
-                if out
-                    .write_all(output.as_bytes())
-                    .and_then(|()| out.flush())
-                    .is_err()
-                {
-                    exit_with(&format!(
-                        "{}: cannot write the response to stdout",
-                        worker_name()
-                    ));
-                }
-            }
+            Ok(output) => write_or_exit(output.as_bytes(), None),
             Err(report) => exit_with(&report),
         }
     });
+}
+
+/// Set by the host when one instance serves many requests (`[runtime] reuse = true`).
+const REUSE_VAR: &str = "WWS_REUSE";
+
+/// Reuse mode: serves `<length>\n<request JSON>` frames from stdin until it ends, answering
+/// each with a `<length>\n<output JSON>` frame (runtimes/README.md, "Reuse mode"). A request
+/// that fails ends the instance: the host answers 500 and starts a fresh one.
+fn serve_frames(engine: &mut Engine) {
+    engine.serve_many();
+    let mut stdin = std::io::stdin().lock();
+    let mut header = Vec::new();
+    loop {
+        header.clear();
+        match stdin.read_until(b'\n', &mut header) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => exit_with(&format!(
+                "{}: cannot read a request frame: {e}",
+                worker_name()
+            )),
+        }
+        let len = std::str::from_utf8(&header)
+            .ok()
+            .and_then(|h| h.strip_suffix('\n'))
+            .and_then(|h| h.parse::<usize>().ok())
+            .unwrap_or_else(|| {
+                exit_with(&format!(
+                    "{}: malformed request frame header {:?}: expected a length and a newline",
+                    worker_name(),
+                    String::from_utf8_lossy(&header)
+                ))
+            });
+        let mut input = vec![0u8; len];
+        if let Err(e) = stdin.read_exact(&mut input) {
+            exit_with(&format!("{}: truncated request frame: {e}", worker_name()));
+        }
+        let input = String::from_utf8(input).unwrap_or_else(|_| {
+            exit_with(&format!(
+                "{}: the request frame is not UTF-8",
+                worker_name()
+            ))
+        });
+        match engine.serve(&input) {
+            Ok(output) => write_or_exit(output.as_bytes(), Some(output.len())),
+            Err(report) => exit_with(&report),
+        }
+        engine.end_request();
+    }
+}
+
+/// Writes the output, after its frame header when it has one, and flushes.
+fn write_or_exit(output: &[u8], frame: Option<usize>) {
+    let mut out = std::io::stdout().lock();
+    let header = frame.map(|len| format!("{len}\n")).unwrap_or_default();
+    if out
+        .write_all(header.as_bytes())
+        .and_then(|()| out.write_all(output))
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        exit_with(&format!(
+            "{}: cannot write the response to stdout",
+            worker_name()
+        ));
+    }
 }
 
 fn load_or_exit() -> Engine {
