@@ -115,7 +115,16 @@ impl Installed {
     /// in its index entry (`max_requests`, default 1000) and the worker's TOML does not say
     /// `[runtime] reuse = false`.
     fn reuse(&self, config: &WorkerConfig) -> Option<u64> {
-        let reuse = self.runtime.runtime.reuse.as_ref()?;
+        let Some(reuse) = self.runtime.runtime.reuse.as_ref() else {
+            if config.reuse == Some(true) {
+                tracing::warn!(
+                    "`reuse = true` under `[runtime]` is ignored: the runtime {} {} does not declare `reuse` in its repository's index, so its wrapper serves one request per instance",
+                    self.runtime.runtime.name,
+                    self.runtime.runtime.version
+                );
+            }
+            return None;
+        };
         if config.reuse == Some(false) {
             return None;
         }

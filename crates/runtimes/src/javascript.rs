@@ -28,6 +28,9 @@ pub(crate) static ENGINE_WASM: &[u8] = include_bytes!(concat!(
     "/../../engines/js/dist/wws-js-engine.wasm"
 ));
 
+/// Set in the engine's environment when it runs in reuse mode.
+const REUSE_VAR: &str = "WWS_REUSE";
+
 /// Requests one instance serves in reuse mode before a fresh one from the snapshot replaces
 /// it: what a worker leaks stays bounded.
 const REUSE_MAX_REQUESTS: u64 = 1000;
@@ -88,11 +91,18 @@ impl JavaScript {
         }
         let src = crate::generated::write(root, "js", &[("index.js".to_string(), source)])?;
         let mut env = config.vars.clone();
+        // The engine serves frames with it set: only the host may decide that.
+        if env.iter().any(|(k, _)| k == REUSE_VAR) {
+            tracing::warn!(
+                "{name}: the var {REUSE_VAR} is ignored; to serve many requests per instance set `reuse = true` under `[runtime]` in its TOML"
+            );
+            env.retain(|(k, _)| k != REUSE_VAR);
+        }
         env.push(("WWS_WORKER_FILE".to_string(), name.clone()));
         // Opt-in: the original gave every request a fresh instance, and so does wws by default.
         let reuse = (config.reuse == Some(true)).then_some(REUSE_MAX_REQUESTS);
         if reuse.is_some() {
-            env.push(("WWS_REUSE".to_string(), "1".to_string()));
+            env.push((REUSE_VAR.to_string(), "1".to_string()));
         }
         let mut preopens = vec![Preopen {
             host: src.clone(),

@@ -10,6 +10,11 @@ use wws_worker::{Code, Entrypoint, Program};
 pub fn program(file: &Path, rel: &Path, config: &WorkerConfig) -> anyhow::Result<Program> {
     let module = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = crate::display_name(rel);
+    if config.reuse == Some(true) {
+        tracing::warn!(
+            "{name}: `reuse = true` under `[runtime]` is for JavaScript and interpreted workers; a .wasm worker gets a fresh instance per request, which costs microseconds"
+        );
+    }
     Ok(Program {
         args: vec![name.clone()],
         name,

@@ -159,3 +159,33 @@ fn a_config_named_after_no_worker_is_pointed_out() {
     p.file("index.toml", "version = \"1\"\n[data]\nkv = \"counter\"\n");
     wws_test_support::assert_start_fails(p.path(), &["index.toml", "`[data.kv]` with `namespace"]);
 }
+
+/// `[runtime] reuse = true` where it cannot apply (a `.wasm` worker) is pointed out, and a JS
+/// worker's var named `WWS_REUSE` cannot switch its engine to reuse framing behind the host's
+/// back: the worker keeps answering plain requests.
+#[test]
+fn reuse_settings_that_cannot_apply_are_pointed_out() {
+    let p = Project::new();
+    p.wasm("native.wasm", "hello");
+    p.file("native.toml", "version = \"1\"\n[runtime]\nreuse = true\n");
+    p.file(
+        "script.js",
+        "addEventListener('fetch', (e) => e.respondWith(new Response('plain')));\n",
+    );
+    p.file(
+        "script.toml",
+        "version = \"1\"\n[vars]\nWWS_REUSE = \"1\"\n",
+    );
+    let wws = Wws::start(p.path());
+    let out = wws.output();
+    assert!(
+        out.contains("native.wasm: `reuse = true` under `[runtime]` is for JavaScript"),
+        "{out}"
+    );
+    assert!(
+        out.contains("script.js: the var WWS_REUSE is ignored"),
+        "{out}"
+    );
+    assert_eq!(wws.get("/native").status(), 200);
+    assert_eq!(wws.get_text("/script", 200), "plain");
+}
