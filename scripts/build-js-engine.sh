@@ -47,15 +47,17 @@ mkdir -p "$target_dir"
 target_dir="$(cd "$target_dir" && pwd)"
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 
-# QuickJS with its stack check kept on WASI (engines/js/patches/): the registry's rquickjs-sys,
-# checked against the checksum the lock file had, unpacked into engines/js/vendor/ and patched;
-# engines/js/Cargo.toml points [patch.crates-io] at it. Redone when the patch changes.
+# QuickJS with its stack check kept on WASI and immortal snapshot objects (engines/js/patches/):
+# the registry's rquickjs-sys, checked against the checksum the lock file had, unpacked into
+# engines/js/vendor/ and patched; engines/js/Cargo.toml points [patch.crates-io] at it. Redone
+# when a patch changes.
 vendor="$crate/vendor/rquickjs-sys"
-patch_file="$crate/patches/rquickjs-sys-wasi-stack-limit.patch"
+# Applied in this order (each patch says why).
+patches=("$crate/patches/rquickjs-sys-wasi-stack-limit.patch" "$crate/patches/quickjs-immortal-snapshot-objects.patch")
 rquickjs_sys_sha256=cee271d0eeba64f0915b846cb7ae02e16faf3dfdffdca91731101d9d30fe3423
-stamp="$(sha256sum "$patch_file" | cut -d' ' -f1)"
+stamp="$(cat "${patches[@]}" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$vendor/.wws-patch" 2>/dev/null)" != "$stamp" ]; then
-  echo "build-js-engine: unpacking rquickjs-sys 0.14.0 and applying $(basename "$patch_file")" >&2
+  echo "build-js-engine: unpacking rquickjs-sys 0.14.0 and applying engines/js/patches/" >&2
   fetch="$(mktemp -d)"
   mkdir -p "$fetch/src"
   : > "$fetch/src/lib.rs"
@@ -67,7 +69,9 @@ if [ "$(cat "$vendor/.wws-patch" 2>/dev/null)" != "$stamp" ]; then
   mkdir -p "$crate/vendor"
   tar -xzf "$archive" -C "$crate/vendor"
   mv "$crate/vendor/rquickjs-sys-0.14.0" "$vendor"
-  patch --quiet --directory="$vendor" -p1 < "$patch_file"
+  for patch_file in "${patches[@]}"; do
+    patch --quiet --directory="$vendor" -p1 < "$patch_file"
+  done
   echo "$stamp" > "$vendor/.wws-patch"
 fi
 

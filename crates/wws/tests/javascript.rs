@@ -509,3 +509,59 @@ fn reuse_mode_is_opt_in_and_keeps_module_state_between_requests() {
         wws.output()
     );
 }
+
+/// Objects alive in the snapshot are immortal (engines/js/patches/): requests share their
+/// shapes, change them, build strings from them and make garbage cycles around them. None
+/// of that may leak into them (`p0` keeps its own keys when a new Point grows one) or free
+/// them, also when the garbage is enough for QuickJS' cycle collection to run.
+const SNAPSHOT_OBJECTS: &str = r#"
+const base = { kind: "snapshot" };
+const shared = Object.create(base);
+const list = [1, 2, 3];
+const text = "snap";
+const cache = new Map([["k", { v: 1 }]]);
+class Point { constructor(x) { this.x = x; } }
+const p0 = new Point(0);
+addEventListener("fetch", (event) => {
+  const a = new Point(1);
+  a.y = 2;
+  const b = Object.create(base);
+  b.extra = true;
+  shared.own = (shared.own || 0) + 1;
+  const s = text + "-" + "x".repeat(3);
+  let built = "";
+  for (let i = 0; i < 50; i++) built += String.fromCharCode(97 + (i % 26));
+  cache.get("k").v += 1;
+  let odd = 0;
+  if (new URL(event.request.url).searchParams.has("garbage")) {
+    for (let i = 0; i < 400000; i++) {
+      const o = { i, base, list, p0 };
+      o.self = o;
+      odd += o.i & 1;
+    }
+  }
+  event.respondWith(Response.json({
+    p0: Object.keys(p0), a: Object.keys(a), b: Object.keys(b), base: Object.keys(base),
+    own: shared.own, s, built: built.length, v: cache.get("k").v, list: list.length, odd,
+  }));
+});
+"#;
+
+#[test]
+fn snapshot_objects_stay_intact_whatever_requests_do_with_them() {
+    let p = Project::new();
+    p.file("objects.js", SNAPSHOT_OBJECTS);
+    let wws = start(&p).unwrap();
+    for (path, odd) in [
+        ("/objects", 0),
+        ("/objects?garbage", 200_000),
+        ("/objects", 0),
+    ] {
+        let got: Value = serde_json::from_str(&wws.get_text(path, 200)).unwrap();
+        let want = serde_json::json!({
+            "p0": ["x"], "a": ["x", "y"], "b": ["extra"], "base": ["kind"],
+            "own": 1, "s": "snap-xxx", "built": 50, "v": 2, "list": 3, "odd": odd,
+        });
+        assert_eq!(got, want, "{path}");
+    }
+}

@@ -2,7 +2,7 @@
 //! and the event loop that serves one request with it.
 
 use rquickjs::{
-    Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value, promise::PromiseState,
+    Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value, promise::PromiseState, qjs,
 };
 
 use crate::request::Incoming;
@@ -31,6 +31,11 @@ const MAX_STACK: usize = 768 << 10;
 /// How much a request may allocate before QuickJS' first cycle collection (freeing by
 /// reference counting goes on regardless). The instance is thrown away after the request.
 const REQUEST_HEAP: usize = 16 << 20;
+
+unsafe extern "C" {
+    /// Added to QuickJS by `patches/quickjs-immortal-snapshot-objects.patch`.
+    fn JS_MakeLiveObjectsImmortal(rt: *mut qjs::JSRuntime);
+}
 
 /// In reuse mode, how much may be allocated past the loaded heap before the first collection.
 const REUSE_GC_HEADROOM: usize = 2 << 20;
@@ -81,6 +86,15 @@ impl Engine {
             .map_err(|e| {
                 format!("{worker_file}:1:1: Error: the polyfills have no handle(): {e}")
             })?;
+        if std::env::var_os(crate::REUSE_VAR).is_none_or(|v| v != "1") {
+            // A fresh instance serves one request from the snapshot and is thrown away:
+            // what is alive now never needs freeing, and not counting references to it
+            // spares every request the copy of the pages it lies on (~25 fewer of ~100).
+            context.with(|ctx| {
+                // SAFETY: the runtime is live and idle (no job or GC runs during the call).
+                unsafe { JS_MakeLiveObjectsImmortal(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) }
+            });
+        }
         Ok(Engine {
             _runtime: runtime,
             context,

@@ -68,7 +68,7 @@ fn main() {
 }
 
 /// Set by the host when one instance serves many requests (`[runtime] reuse = true`).
-const REUSE_VAR: &str = "WWS_REUSE";
+pub(crate) const REUSE_VAR: &str = "WWS_REUSE";
 
 /// Reuse mode: serves `<length>\n<request JSON>` frames from stdin until it ends, answering
 /// each with a `<length>\n<output JSON>` frame (runtimes/README.md, "Reuse mode"). A request
