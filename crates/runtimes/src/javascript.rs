@@ -20,20 +20,13 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use wws_worker::config::WorkerConfig;
 use wws_worker::wizer::{Preinit, PreinitError};
-use wws_worker::{Code, Engine, Entrypoint, Preopen, Program};
+use wws_worker::{Code, DEFAULT_MAX_REQUESTS, Engine, Entrypoint, Preopen, Program, REUSE_ENV};
 
 /// The engine, built by `scripts/build-js-engine.sh` and checked by CI against its source.
 pub(crate) static ENGINE_WASM: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../engines/js/dist/wws-js-engine.wasm"
 ));
-
-/// Set in the engine's environment when it runs in reuse mode.
-const REUSE_VAR: &str = "WWS_REUSE";
-
-/// Requests one instance serves in reuse mode before a fresh one from the snapshot replaces
-/// it: what a worker leaks stays bounded.
-const REUSE_MAX_REQUESTS: u64 = 1000;
 
 /// The JS runtime of one process: the engine instrumented for snapshots, made on first use.
 #[derive(Default)]
@@ -92,17 +85,17 @@ impl JavaScript {
         let src = crate::generated::write(root, "js", &[("index.js".to_string(), source)])?;
         let mut env = config.vars.clone();
         // The engine serves frames with it set: only the host may decide that.
-        if env.iter().any(|(k, _)| k == REUSE_VAR) {
+        if env.iter().any(|(k, _)| k == REUSE_ENV) {
             tracing::warn!(
-                "{name}: the var {REUSE_VAR} is ignored; to serve many requests per instance set `reuse = true` under `[runtime]` in its TOML"
+                "{name}: the var {REUSE_ENV} is ignored; to serve many requests per instance set `reuse = true` under `[runtime]` in its TOML"
             );
-            env.retain(|(k, _)| k != REUSE_VAR);
+            env.retain(|(k, _)| k != REUSE_ENV);
         }
         env.push(("WWS_WORKER_FILE".to_string(), name.clone()));
         // Opt-in: the original gave every request a fresh instance, and so does wws by default.
-        let reuse = (config.reuse == Some(true)).then_some(REUSE_MAX_REQUESTS);
+        let reuse = (config.reuse == Some(true)).then_some(DEFAULT_MAX_REQUESTS);
         if reuse.is_some() {
-            env.push((REUSE_VAR.to_string(), "1".to_string()));
+            env.push((REUSE_ENV.to_string(), "1".to_string()));
         }
         let mut preopens = vec![Preopen {
             host: src.clone(),

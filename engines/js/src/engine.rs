@@ -43,8 +43,8 @@ const REUSE_GC_HEADROOM: usize = 2 << 20;
 /// A loaded engine, ready to serve requests (kept in a thread-local between the
 /// `wizer-initialize` export and `_start`, and captured by the snapshot).
 pub struct Engine {
-    /// Keeps the runtime alive; the context borrows it.
-    _runtime: Runtime,
+    /// Keeps the runtime alive (the context borrows it); reuse mode tunes its collector.
+    runtime: Runtime,
     context: Context,
     /// The polyfills' `internal` object (`handle`, `nextTimer`, `runTimer`, `formatError`).
     internal: Persistent<Object<'static>>,
@@ -96,7 +96,7 @@ impl Engine {
             });
         }
         Ok(Engine {
-            _runtime: runtime,
+            runtime,
             context,
             internal,
             handle,
@@ -108,8 +108,8 @@ impl Engine {
     /// to be collected as it would be in a long-lived runtime, starting a little above what
     /// loading left (QuickJS raises the threshold after each collection).
     pub fn serve_many(&mut self) {
-        let loaded = usize::try_from(self._runtime.memory_usage().malloc_size).unwrap_or(0);
-        self._runtime
+        let loaded = usize::try_from(self.runtime.memory_usage().malloc_size).unwrap_or(0);
+        self.runtime
             .set_gc_threshold(loaded.saturating_add(REUSE_GC_HEADROOM));
     }
 
