@@ -164,8 +164,20 @@ def count_files(folder):
     return sum(len(files) for _, _, files in os.walk(folder)) if folder.is_dir() else 0
 
 
+def memory_kib(pid):
+    """VmRSS and RssAnon of a process, in KiB: what it holds, and what of it no file backs."""
+    fields = {}
+    with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "RssAnon"):
+                fields[name] = int(value.split()[0])
+    return fields["VmRSS"], fields["RssAnon"]
+
+
 def one_start(wws, project, route, expected, log, timeout):
-    """Start wws, wait for the ready line, GET route; return (ready_ms, first_ms)."""
+    """Start wws, wait for the ready line, GET route; return (ready_ms, first_ms, rss_kib,
+    anon_kib), the memory read right after the first response."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WWS_")}
     with open(log, "a", encoding="utf-8") as err:
         t0 = time.perf_counter()
@@ -192,7 +204,7 @@ def one_start(wws, project, route, expected, log, timeout):
             first = time.perf_counter()
             if status != 200 or expected not in body:
                 fail(f"first GET {url}{route} answered {status} {body[:200]!r} (log: {log})")
-            return (ready - t0) * 1e3, (first - t0) * 1e3
+            return (ready - t0) * 1e3, (first - t0) * 1e3, *memory_kib(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -206,15 +218,19 @@ def cmd_startup(a):
     project = Path(a.project)
     cache = project / ".wws" / "cache"
     shutil.rmtree(cache, ignore_errors=True)
-    ready, first = one_start(a.wws, project, a.route, a.expected, a.log, a.timeout)
+    ready, first, rss, anon = one_start(a.wws, project, a.route, a.expected, a.log, a.timeout)
     append(a.results, {"kind": "startup", "start": "first (empty .wws/cache)", "workers": a.workers,
-                       "ready_ms": ready, "first_ms": first, "cache_files": count_files(cache)})
+                       "ready_ms": ready, "first_ms": first, "rss_kib": rss, "anon_kib": anon,
+                       "cache_files": count_files(cache)})
     print(f"  first start: ready {ready:.0f} ms, first 200 after {first:.0f} ms", file=sys.stderr)
     runs = [one_start(a.wws, project, a.route, a.expected, a.log, a.timeout) for _ in range(a.warm_runs)]
     ready = statistics.median(r[0] for r in runs)
     first = statistics.median(r[1] for r in runs)
+    rss = statistics.median(r[2] for r in runs)
+    anon = statistics.median(r[3] for r in runs)
     append(a.results, {"kind": "startup", "start": f"second (warm cache), median of {a.warm_runs}",
                        "workers": a.workers, "ready_ms": ready, "first_ms": first,
+                       "rss_kib": rss, "anon_kib": anon,
                        "cache_files": count_files(cache),
                        "all_first_ms": [round(r[1], 1) for r in runs]})
     print(f"  warm start: ready {ready:.0f} ms, first 200 after {first:.0f} ms", file=sys.stderr)
@@ -291,11 +307,13 @@ def cmd_report(a):
     starts = [r for r in records if r["kind"] == "startup"]
     if starts:
         out.append("### Startup: process start → first response\n")
-        out.append("| start | workers | → ready line | → first 200 | files in .wws/cache |")
-        out.append("|---|---|---:|---:|---:|")
+        out.append("| start | workers | → ready line | → first 200 | VmRSS then | of it anonymous "
+                   "| files in .wws/cache |")
+        out.append("|---|---|---:|---:|---:|---:|---:|")
         for r in starts:
             out.append(f"| {r['start']} | {r['workers']} | {r['ready_ms']:.0f} ms | "
-                       f"{r['first_ms']:.0f} ms | {r['cache_files']} |")
+                       f"{r['first_ms']:.0f} ms | {fmt_kib(r['rss_kib'])} | {fmt_kib(r['anon_kib'])} | "
+                       f"{r['cache_files']} |")
         out.append("")
 
     cpu = [r for r in wrk if r["section"] == "cpu"]

@@ -99,6 +99,7 @@ async fn serve(
     };
     let engine = Engine::with_slots(limits.clone(), Some(&cache_dir), slots)?;
     let endpoints = prepare_workers(root, repository, &routes, &runtimes, &engine)?;
+    release_startup_memory();
     say(format_args!(
         "✅ Workers loaded in {:?}.",
         started.elapsed()
@@ -263,6 +264,22 @@ fn installed_runtimes(
     // A `.wws.toml` that does not parse lists nothing that can be served (the original ignored
     // it too); it is left untouched.
     Ok(wws_repository::installed_runtimes(root).unwrap_or_default())
+}
+
+/// Compiling and snapshotting workers allocates a lot on the threads that prepare them, and
+/// glibc keeps what they freed in its per-thread arenas for good: after a first start, a
+/// server with one JS worker held 83 MiB of anonymous memory, 42 MiB once trimmed (a second
+/// start, from the compile cache, holds 2 MiB). Give it back before serving.
+fn release_startup_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(
+        unsafe_code,
+        reason = "malloc_trim only walks glibc's own arenas, from any thread"
+    )]
+    // SAFETY: no arguments to get wrong; glibc locks each arena while it trims it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Prepares the worker of every route, on one thread per core: a warm start is mostly mapping
