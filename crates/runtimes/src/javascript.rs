@@ -121,9 +121,7 @@ impl JavaScript {
                     })?;
                 let snapshotted = started.elapsed();
                 let code = match cache {
-                    Some(c) => {
-                        Code::Module(c.store_module_by_key(engine.wasmtime(), &key, &snapshot)?)
-                    }
+                    Some(c) => Code::Module(c.store_module_by_key(engine, &key, &snapshot)?),
                     None => Code::Bytes(snapshot.into()),
                 };
                 tracing::info!(

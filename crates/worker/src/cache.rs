@@ -134,17 +134,19 @@ impl ModuleCache {
     }
 
     /// Loads the compiled form of `bytes`, compiling and storing it on a miss.
-    pub fn module(&self, engine: &wasmtime::Engine, bytes: &[u8]) -> anyhow::Result<Module> {
+    pub fn module(&self, engine: &crate::Engine, bytes: &[u8]) -> anyhow::Result<Module> {
         let path = self.path_for(bytes, "module");
-        if let Some(module) = load_module(engine, &path) {
+        if let Some(module) = load_module(engine.wasmtime(), &path) {
             return Ok(module);
         }
         let artifact = engine.precompile_module(bytes)?;
-        self.store_module(engine, &path, &artifact)
+        self.store_module(engine.wasmtime(), &path, &artifact)
     }
 
     /// Same as [`Self::module`] for components.
-    pub fn component(&self, engine: &wasmtime::Engine, bytes: &[u8]) -> anyhow::Result<Component> {
+    pub fn component(&self, engine: &crate::Engine, bytes: &[u8]) -> anyhow::Result<Component> {
+        let precompile = |bytes: &[u8]| engine.precompile_component(bytes);
+        let engine = engine.wasmtime();
         let path = self.path_for(bytes, "component");
         if open_verified(&path).is_some() {
             #[allow(
@@ -160,10 +162,11 @@ impl ModuleCache {
                 Err(err) => tracing::warn!("ignoring cached component {}: {err:#}", path.display()),
             }
         }
-        let artifact = engine.precompile_component(bytes)?;
+        let artifact = precompile(bytes)?;
         self.store(&path, &artifact);
-        #[allow(unsafe_code, reason = "the artifact was just produced by this engine")]
-        // SAFETY: produced by `precompile_component` of this very engine a moment ago.
+        #[allow(unsafe_code, reason = "the artifact was just produced for this engine")]
+        // SAFETY: produced by `precompile_component` a moment ago, for this engine's
+        // configuration (`Engine::precompile_component`).
         Ok(unsafe { Component::deserialize(engine, &artifact) }?)
     }
 
@@ -177,12 +180,12 @@ impl ModuleCache {
     /// Compiles `bytes` and stores the result under `key` for [`Self::module_by_key`].
     pub fn store_module_by_key(
         &self,
-        engine: &wasmtime::Engine,
+        engine: &crate::Engine,
         key: &str,
         bytes: &[u8],
     ) -> anyhow::Result<Module> {
         let artifact = engine.precompile_module(bytes)?;
-        self.store_module(engine, &self.keyed_path(key), &artifact)
+        self.store_module(engine.wasmtime(), &self.keyed_path(key), &artifact)
     }
 
     fn keyed_path(&self, key: &str) -> PathBuf {
@@ -211,16 +214,17 @@ impl ModuleCache {
         artifact: &[u8],
     ) -> anyhow::Result<Module> {
         if let Some(file) = self.store(path, artifact) {
-            #[allow(unsafe_code, reason = "the artifact was just produced by this engine")]
-            // SAFETY: `file` is the file just written with this engine's artifact; it was
+            #[allow(unsafe_code, reason = "the artifact was just produced for this engine")]
+            // SAFETY: `file` is the file just written with an artifact for this engine; it was
             // renamed into place and is never written again.
             match unsafe { Module::deserialize_open_file(engine, file) } {
                 Ok(module) => return Ok(module),
                 Err(err) => tracing::warn!("cannot map {}: {err:#}", path.display()),
             }
         }
-        #[allow(unsafe_code, reason = "the artifact was just produced by this engine")]
-        // SAFETY: produced by `precompile_module` of this very engine a moment ago.
+        #[allow(unsafe_code, reason = "the artifact was just produced for this engine")]
+        // SAFETY: produced by `precompile_module` a moment ago, for this engine's
+        // configuration (`Engine::precompile_module`).
         Ok(unsafe { Module::deserialize(engine, artifact) }?)
     }
 

@@ -13,8 +13,10 @@
 //! to measure them against their alternatives (`tuning.rs`).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use std::hash::{Hash as _, Hasher as _};
 
 use anyhow::Context as _;
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -42,6 +44,17 @@ struct Inner {
     slots: Slots,
     cache: Option<ModuleCache>,
     pooling: bool,
+    compiler: Compiler,
+}
+
+/// Compiles for the engine on a second wasmtime engine with the same settings, dropped once
+/// the workers are prepared ([`Engine::release_compiler`]). Cranelift keeps its compile
+/// contexts, with register-allocation arenas sized for the largest function it has seen, as
+/// long as their engine lives: 400 MiB after compiling ruby.wasm, held for nothing while the
+/// server runs.
+struct Compiler {
+    config: Config,
+    engine: Mutex<Option<wasmtime::Engine>>,
 }
 
 impl Engine {
@@ -83,6 +96,11 @@ impl Engine {
             start_ticker(&engine);
         }
         let cache = cache_dir.map(|dir| ModuleCache::new(dir, &engine));
+        let compiler = Compiler {
+            // Instances are never made on it: no pool to reserve.
+            config: config(false),
+            engine: Mutex::new(None),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -90,6 +108,7 @@ impl Engine {
                 slots: Slots::new(slots),
                 cache,
                 pooling,
+                compiler,
             }),
         })
     }
@@ -121,15 +140,78 @@ impl Engine {
     /// Compiles (or loads from the cache) a core module.
     pub fn module(&self, bytes: &[u8]) -> anyhow::Result<wasmtime::Module> {
         match &self.inner.cache {
-            Some(cache) => cache.module(&self.inner.engine, bytes),
-            None => Ok(wasmtime::Module::new(&self.inner.engine, bytes)?),
+            Some(cache) => cache.module(self, bytes),
+            None => {
+                let artifact = self.precompile_module(bytes)?;
+                #[allow(unsafe_code, reason = "the artifact was just compiled for this engine")]
+                // SAFETY: produced by `precompile_module` a moment ago, by an engine whose
+                // compatibility hash equals this one's (`compiler`).
+                Ok(unsafe { wasmtime::Module::deserialize(&self.inner.engine, artifact) }?)
+            }
         }
+    }
+
+    /// Compiles `bytes` to an artifact this engine can deserialize.
+    pub(crate) fn precompile_module(&self, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+        Ok(self.compiler().precompile_module(bytes)?)
+    }
+
+    /// Compiles `bytes` to a component artifact this engine can deserialize.
+    pub(crate) fn precompile_component(&self, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+        Ok(self.compiler().precompile_component(bytes)?)
+    }
+
+    /// Frees what compiling kept (see [`Compiler`]); a later compile builds the compiler again.
+    /// Called once every worker is prepared.
+    pub fn release_compiler(&self) {
+        let released = self
+            .inner
+            .compiler
+            .engine
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(released);
+    }
+
+    /// The engine that compiles: the second engine while it lives, built on first use; this
+    /// one if the second cannot be built or would make artifacts this one cannot load.
+    fn compiler(&self) -> wasmtime::Engine {
+        let mut slot = self
+            .inner
+            .compiler
+            .engine
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(engine) = &*slot {
+            return engine.clone();
+        }
+        let hash = |engine: &wasmtime::Engine| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            hasher.finish()
+        };
+        let engine = match wasmtime::Engine::new(&self.inner.compiler.config) {
+            Ok(compiler) if hash(&compiler) == hash(&self.inner.engine) => compiler,
+            Ok(_) => {
+                tracing::debug!(
+                    "a separate compiler engine would not match; compiling on the main one"
+                );
+                self.inner.engine.clone()
+            }
+            Err(err) => {
+                tracing::debug!("no separate compiler engine ({err:#}); compiling on the main one");
+                self.inner.engine.clone()
+            }
+        };
+        *slot = Some(engine.clone());
+        engine
     }
 
     /// Compiles (or loads from the cache) a component.
     pub fn component(&self, bytes: &[u8]) -> anyhow::Result<wasmtime::component::Component> {
         match &self.inner.cache {
-            Some(cache) => cache.component(&self.inner.engine, bytes),
+            Some(cache) => cache.component(self, bytes),
             None => Ok(wasmtime::component::Component::new(
                 &self.inner.engine,
                 bytes,
@@ -210,5 +292,42 @@ fn start_ticker(engine: &wasmtime::Engine) {
     if let Err(err) = spawned {
         // Without the ticker, limits are not enforced; that must not go unnoticed.
         tracing::error!("could not start the epoch ticker thread, CPU limits are off: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = r#"(module (func (export "answer") (result i32) i32.const 42))"#;
+
+    fn answer(engine: &Engine, module: &wasmtime::Module) -> i32 {
+        let mut store = wasmtime::Store::new(engine.wasmtime(), ());
+        let instance = wasmtime::Instance::new(&mut store, module, &[]).unwrap();
+        let answer = instance
+            .get_typed_func::<(), i32>(&mut store, "answer")
+            .unwrap();
+        answer.call(&mut store, ()).unwrap()
+    }
+
+    #[test]
+    fn modules_compile_on_a_separate_engine_that_can_be_released() {
+        let limits = Limits {
+            timeout: None,
+            ..Limits::default()
+        };
+        let engine = Engine::new(limits, None).unwrap();
+        // Same settings as the main engine, so it really is a second engine (no fallback).
+        assert!(!wasmtime::Engine::same(
+            &engine.compiler(),
+            engine.wasmtime()
+        ));
+        let module = engine.module(ANSWER.as_bytes()).unwrap();
+        assert_eq!(answer(&engine, &module), 42);
+        engine.release_compiler();
+        assert!(engine.inner.compiler.engine.lock().unwrap().is_none());
+        // Compiling again after the release builds the compiler again.
+        let module = engine.module(ANSWER.as_bytes()).unwrap();
+        assert_eq!(answer(&engine, &module), 42);
     }
 }

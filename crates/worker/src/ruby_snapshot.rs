@@ -113,7 +113,7 @@ pub fn snapshot(
     let size = bytes.len();
     let (code, stored) = match cache {
         Some(c) => (
-            Code::Module(c.store_module_by_key(engine.wasmtime(), &key, &bytes)?),
+            Code::Module(c.store_module_by_key(engine, &key, &bytes)?),
             format!(", cached as {}", c.keyed_file_name(&key)),
         ),
         None => (Code::Bytes(bytes.into()), String::new()),

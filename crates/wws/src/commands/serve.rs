@@ -99,6 +99,7 @@ async fn serve(
     };
     let engine = Engine::with_slots(limits.clone(), Some(&cache_dir), slots)?;
     let endpoints = prepare_workers(root, repository, &routes, &runtimes, &engine)?;
+    engine.release_compiler();
     release_startup_memory();
     say(format_args!(
         "✅ Workers loaded in {:?}.",
