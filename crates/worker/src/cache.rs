@@ -120,11 +120,9 @@ pub struct ModuleCache {
 impl ModuleCache {
     /// A cache in `dir` (created on first write) for artifacts of `engine`.
     pub fn new(dir: &Path, engine: &wasmtime::Engine) -> Self {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
             dir: dir.to_path_buf(),
-            engine_hash: format!("{:016x}", hasher.finish()),
+            engine_hash: format!("{:016x}", compatibility_hash(engine)),
         }
     }
 
@@ -250,6 +248,13 @@ impl ModuleCache {
             }
         }
     }
+}
+
+/// What an artifact's loadability depends on: engines with equal hashes load each other's.
+pub(crate) fn compatibility_hash(engine: &wasmtime::Engine) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// A verified cached module at `path`, mapped from the file; `None` (with a warning for

@@ -16,12 +16,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use std::hash::{Hash as _, Hasher as _};
-
 use anyhow::Context as _;
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::cache::{IncrementalCache, ModuleCache};
+use crate::cache::{IncrementalCache, ModuleCache, compatibility_hash};
 use crate::limits::Limits;
 use crate::slots::{MAX_CORE_INSTANCES_PER_COMPONENT, SlotConfig, Slots};
 use crate::tuning::Tuning;
@@ -186,13 +184,12 @@ impl Engine {
         if let Some(engine) = &*slot {
             return engine.clone();
         }
-        let hash = |engine: &wasmtime::Engine| {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            engine.precompile_compatibility_hash().hash(&mut hasher);
-            hasher.finish()
-        };
         let engine = match wasmtime::Engine::new(&self.inner.compiler.config) {
-            Ok(compiler) if hash(&compiler) == hash(&self.inner.engine) => compiler,
+            Ok(compiler)
+                if compatibility_hash(&compiler) == compatibility_hash(&self.inner.engine) =>
+            {
+                compiler
+            }
             Ok(_) => {
                 tracing::debug!(
                     "a separate compiler engine would not match; compiling on the main one"
