@@ -1,6 +1,8 @@
-//! The benchmark baseline: a native hyper hello-world. Its accept loop and runtime match what
-//! `wws` does (tokio multi-thread runtime with one worker per CPU, hyper-util's auto builder,
-//! `TCP_NODELAY`), so the ratio `wws / native` measures the worker, not a different HTTP setup.
+//! The benchmark baseline: a native hyper hello-world as hyper's users write it: tokio's
+//! multi-thread (work-stealing) runtime with one worker per CPU, hyper-util's auto builder,
+//! `TCP_NODELAY`. `wws` accepts the same way but serves each connection on a thread pinned to
+//! the CPU its packets arrive at (`crates/server/src/cores.rs`); this baseline keeps the
+//! common setup, so the ratio `wws / native` compares against what a native server usually is.
 //!
 //! Binds `127.0.0.1:0` unless an address is given as the only argument, prints
 //! `listening on http://ADDR` once it accepts connections, and answers `Hello from native`.

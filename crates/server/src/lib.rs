@@ -4,6 +4,7 @@
 
 mod app;
 mod conditional;
+mod cores;
 mod cors;
 mod dispatch;
 mod metrics;
@@ -12,6 +13,7 @@ mod serve;
 mod static_files;
 
 pub use app::{App, AppConfig, Endpoint};
+pub use cores::{PER_CORE_ENV, per_core_enabled};
 pub use cors::Cors;
 pub use metrics::{Metrics, serve_metrics};
 pub use serve::serve;

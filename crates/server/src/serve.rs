@@ -11,14 +11,17 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::cores::Cores;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits up to `drain` for
-/// in-flight requests.
+/// in-flight requests. With `per_core`, connections are served on one thread per CPU (see
+/// `cores`); only right when long guest runs yield to other requests (a CPU limit is on).
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
+    per_core: bool,
 ) -> anyhow::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Slow clients must not hold connections forever: headers within 30 s.
@@ -27,6 +30,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     let graceful = GracefulShutdown::new();
+    let cores = if per_core {
+        Cores::for_this_machine()?
+    } else {
+        None
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -46,13 +54,21 @@ pub async fn serve(
                     let app = app.clone();
                     async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(err) = conn.await {
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let serve = move |stream| async move {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(err) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!("connection closed: {err}");
                     }
-                });
+                };
+                match &cores {
+                    Some(cores) => match stream.into_std() {
+                        Ok(stream) => cores.spawn(stream, serve),
+                        Err(err) => tracing::warn!("cannot serve a connection: {err}"),
+                    },
+                    None => drop(tokio::spawn(serve(stream))),
+                }
             }
             () = &mut shutdown => break,
         }
@@ -82,5 +98,6 @@ pub async fn serve(
             );
         }
     }
+    drop(cores);
     Ok(())
 }

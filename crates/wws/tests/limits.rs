@@ -50,6 +50,56 @@ fn infinite_loop_times_out_while_other_routes_answer() {
 }
 
 #[test]
+fn while_a_worker_loops_every_other_connection_is_served() {
+    // Connections are served on one thread per CPU. A looping guest yields at each tick of its
+    // CPU limit, so the connections that share its thread are answered too, not after it.
+    let p = project();
+    let wws = Wws::builder(p.path())
+        .args(["--timeout-ms", "3000"])
+        .start();
+    let url = wws.url("/loop");
+    let looping = std::thread::spawn(move || client().get(url).send().unwrap().status().as_u16());
+    // Each thread has a client of its own: eight more connections.
+    let others: Vec<_> = (0..8)
+        .map(|_| {
+            let url = wws.url("/hello");
+            std::thread::spawn(move || {
+                let c = client();
+                (0..5)
+                    .map(|_| c.get(&url).send().unwrap().status().as_u16())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for other in others {
+        assert_eq!(other.join().unwrap(), [200; 5]);
+    }
+    assert!(
+        !looping.is_finished(),
+        "the other connections were answered only once the loop had ended"
+    );
+    assert_eq!(looping.join().unwrap(), 504);
+}
+
+#[test]
+fn per_core_serving_can_be_turned_off_and_a_bad_setting_is_named() {
+    let p = project();
+    let off = Wws::builder(p.path()).env("WWS_PER_CORE", "0").start();
+    assert_eq!(off.get_text("/hello", 200), "Hello from wws");
+    drop(off);
+    let Err((_, out)) = Wws::builder(p.path())
+        .env("WWS_PER_CORE", "yes")
+        .try_start()
+    else {
+        panic!("WWS_PER_CORE=yes must stop the start");
+    };
+    assert!(
+        out.contains("WWS_PER_CORE=\"yes\" must be 0 (off) or 1 (on)"),
+        "{out}"
+    );
+}
+
+#[test]
 fn timeout_zero_turns_the_cpu_limit_off() {
     let p = project();
     // The same 300 ms of busy work: over a 100 ms limit, and fine without one.

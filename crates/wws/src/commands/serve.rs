@@ -62,6 +62,7 @@ async fn serve(
     args: ServeArgs,
 ) -> anyhow::Result<ExitCode> {
     say(format_args!("⚙️  Loading routes from: {}", root.display()));
+    let per_core = wws_server::per_core_enabled()?;
     let runtimes = Runtimes::new(installed_runtimes(root, args.install_runtimes)?)?;
     let files = wws_router::discover(root, &runtimes.extensions(), &args.ignore)?;
     let prefix = wws_router::normalize_prefix(&args.prefix);
@@ -132,7 +133,9 @@ async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     say(format_args!("🚀 Start serving requests at http://{addr}\n"));
     let drain = limits.timeout.unwrap_or(Duration::from_secs(30)) + Duration::from_secs(5);
-    wws_server::serve(listener, app, shutdown_signal(), drain).await?;
+    // Guests yield to other requests at each tick of the CPU limit, when there is one.
+    let per_core = per_core && limits.timeout.is_some();
+    wws_server::serve(listener, app, shutdown_signal(), drain, per_core).await?;
     Ok(ExitCode::SUCCESS)
 }
 
