@@ -13,8 +13,9 @@
 //! every epoch tick (see `wws_worker`), so the other connections of its thread keep being
 //! served, but they share that CPU while another may be idle; a new connection goes to the
 //! least busy thread when its own CPU's thread has far more connections than that one.
-//! Without a CPU limit guests do not yield, so then, and with `WWS_PER_CORE=0`, every
-//! connection is served on the shared work-stealing runtime instead.
+//! Without a CPU limit guests do not yield, so then, with a reuse-mode worker (whose live
+//! instances run on the work-stealing runtime) and with `WWS_PER_CORE=0`, every connection
+//! is served on the shared work-stealing runtime instead (`wws` decides, see its serve command).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -43,6 +43,10 @@ struct Inner {
     cache: Option<ModuleCache>,
     pooling: bool,
     compiler: Compiler,
+    /// The runtime the engine was built on (the server's work-stealing one), for long-lived
+    /// tasks such as live reuse instances: on a per-core serving thread, their boots and
+    /// runs would hold up that thread's connections.
+    background: Option<tokio::runtime::Handle>,
 }
 
 /// Compiles for the engine on a second wasmtime engine with the same settings, dropped once
@@ -107,8 +111,22 @@ impl Engine {
                 cache,
                 pooling,
                 compiler,
+                background: tokio::runtime::Handle::try_current().ok(),
             }),
         })
+    }
+
+    /// Spawns a long-lived task on the runtime the engine was built on (see `background`),
+    /// or on the current one when it was built outside a runtime.
+    pub(crate) fn spawn_background<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.inner.background {
+            Some(handle) => handle.spawn(task),
+            None => tokio::spawn(task),
+        }
     }
 
     /// The wasmtime engine.

@@ -424,7 +424,7 @@ impl Live {
         let state = live.state.clone();
         let stdin = live.stdin.clone();
         let name = t.name.clone();
-        tokio::spawn(async move {
+        t.engine.spawn_background(async move {
             let result = task.run().await;
             state.ended.store(true, Ordering::Release);
             // A request that waited for this boot logs its own error; a replacement booting

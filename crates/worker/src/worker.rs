@@ -267,6 +267,11 @@ impl Worker {
         })
     }
 
+    /// Whether live instances serve its requests (reuse mode).
+    pub fn reuses_instances(&self) -> bool {
+        self.pool.is_some()
+    }
+
     /// The worker's name for logs.
     pub fn name(&self) -> &str {
         &self.name
