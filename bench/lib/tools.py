@@ -68,6 +68,19 @@ def rss_kib(pid):
     return None
 
 
+def pss_kib(pid):
+    """Proportional set size: pages shared by several mappings (a memory image mapped into
+    many pool slots) count once in all, where VmRSS counts them once per mapping."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 # ---------------------------------------------------------------- small commands
 
 
@@ -119,6 +132,7 @@ def cmd_wrk_record(a):
         round=a.round,
         rps=r["requests"] / secs if secs > 0 else 0.0,
         rss_kib=rss_kib(a.pid) if a.pid else None,
+        pss_kib=pss_kib(a.pid) if a.pid else None,
         # Server CPU (user + system, all threads) per request: less sensitive than RPS to wrk
         # competing for the same CPUs.
         cpu_us_per_req=(a.cpu_ticks * 1e6 / os.sysconf("SC_CLK_TCK") / r["requests"]
@@ -286,8 +300,8 @@ def cmd_report(a):
         out.append("Each batch alternates its rows run by run (native, then each scenario, twice); "
                    "ratios divide by the mean of the native runs of the same batch.\n")
         out.append("| scenario | conns | RPS (mean) | RPS per run | p50 | p99 | RPS / native | "
-                   "p99 / native | server CPU / request | server RSS | errors |")
-        out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+                   "p99 / native | server CPU / request | server RSS | server PSS | errors |")
+        out.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         groups = rows_by_label(main)
         for (batch, label), runs in groups.items():
             native = groups.get((batch, "native hello"))
@@ -301,7 +315,7 @@ def cmd_report(a):
             out.append(f"| {label} | {runs[0]['conns']} | {fmt_rps(rps)} | "
                        f"{', '.join(fmt_rps(r['rps']) for r in runs)} | {fmt_us(p50)} | {fmt_us(p99)} | "
                        f"{ratio} | {p99_ratio} | {fmt_cpu(runs)} | {fmt_kib(runs[-1]['rss_kib'])} | "
-                       f"{sum(r['errors'] for r in runs)} |")
+                       f"{fmt_kib(runs[-1].get('pss_kib'))} | {sum(r['errors'] for r in runs)} |")
         out.append("")
 
     starts = [r for r in records if r["kind"] == "startup"]
@@ -336,8 +350,8 @@ def cmd_report(a):
 
     engine = [r for r in wrk if r["section"] == "engine"]
     if engine:
-        out.append("### Engine memory settings\n")
-        out.append("Each setting of `crates/worker/src/tuning.rs` against the default (what wws ships), "
+        out.append("### Engine and serving settings\n")
+        out.append("Each setting of `crates/worker/src/tuning.rs` and `crates/server/src/cores.rs` against the default (what wws ships), "
                    "alternating runs at 32 connections. Ratios are to the default of the same worker.\n")
         out.append("| worker: setting | RPS (mean) | RPS per run | p50 | p99 | RPS / default | server CPU / request |")
         out.append("|---|---:|---|---:|---:|---:|---:|")
