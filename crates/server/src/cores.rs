@@ -63,8 +63,9 @@ impl Cores {
             return Ok(None);
         }
         let cpus = allowed_cpus();
-        // Pin only when every thread gets a CPU of its own.
-        let pin = cpus.len() >= count;
+        // Pin only when the threads take every CPU the process may use: under a CPU quota
+        // smaller than that set, pinned threads could not move to the idle ones.
+        let pin = cpus.len() == count;
         let cores = (0..count)
             .map(|i| Core::start(i, pin.then(|| cpus[i])))
             .collect::<anyhow::Result<Vec<_>>>()?;
