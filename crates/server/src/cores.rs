@@ -9,10 +9,11 @@
 //! 2-vCPU VM with `wrk -c32` on the same machine: the raw Rust hello served 45-50k requests/s
 //! on the work-stealing runtime and 72-75k here; the JS hello 14.0-14.8k and 17.3-17.8k.
 //!
-//! The trade-off: a connection stays on its thread. A long-running guest still yields at
-//! every epoch tick (see `wws_worker`), so the other connections of its thread keep being
-//! served, but they share that CPU while another may be idle; a new connection goes to the
-//! least busy thread when its own CPU's thread has far more connections than that one.
+//! The trade-off: a connection stays on its thread, and the other connections of a thread
+//! wait while it runs a guest. A run that yields (past an epoch tick, or waiting for anything)
+//! moves to the work-stealing runtime for the rest (`wws_worker`'s `offload.rs`), so a long
+//! guest holds its thread for one tick at most; a new connection goes to the least busy thread
+//! when its own CPU's thread has far more connections than that one.
 //! Without a CPU limit guests do not yield, so then, with a reuse-mode worker (whose live
 //! instances run on the work-stealing runtime) and with `WWS_PER_CORE=0`, every connection
 //! is served on the shared work-stealing runtime instead (`wws` decides, see its serve command).

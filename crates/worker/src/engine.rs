@@ -116,6 +116,11 @@ impl Engine {
         })
     }
 
+    /// The runtime the engine was built on (see `background`), if it was built on one.
+    pub(crate) fn background(&self) -> Option<&tokio::runtime::Handle> {
+        self.inner.background.as_ref()
+    }
+
     /// Spawns a long-lived task on the runtime the engine was built on (see `background`),
     /// or on the current one when it was built outside a runtime.
     pub(crate) fn spawn_background<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>

@@ -16,6 +16,7 @@ pub mod engine;
 mod error;
 mod host;
 mod limits;
+mod offload;
 mod outbound;
 mod program;
 pub mod protocol;

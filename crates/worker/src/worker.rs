@@ -16,6 +16,7 @@ use crate::dirty_pages;
 use crate::engine::{EPOCH_TICK, Engine};
 use crate::error::RunError;
 use crate::host::{self, ComponentHost, CoreHost, CpuBudget, HostState};
+use crate::offload;
 use crate::program::{Code, Entrypoint, Program};
 use crate::reuse;
 use crate::ruby;
@@ -286,13 +287,15 @@ impl Worker {
     /// does: a worker that keeps running after it answered (JavaScript `waitUntil` work)
     /// leaves the rest of its run in [`Answer::rest`].
     pub async fn serve(self: &Arc<Self>, stdin: Bytes) -> Result<Answer, RunError> {
+        let worker = Arc::clone(self);
         if !self.answers_early {
-            let stdout = self.run(stdin).await?;
+            let run = async move { worker.run(stdin).await };
+            let stdout = offload::run_here_while_short(self.engine.clone(), run).await?;
             return Ok(Answer { stdout, rest: None });
         }
         let (to, mut early) = tokio::sync::oneshot::channel();
-        let worker = Arc::clone(self);
-        let mut run = Box::pin(async move { worker.run_with(stdin, Some(to)).await });
+        let run = async move { worker.run_with(stdin, Some(to)).await };
+        let mut run = Box::pin(offload::run_here_while_short(self.engine.clone(), run));
         tokio::select! {
             biased;
             Ok(stdout) = &mut early => Ok(Answer { stdout, rest: Some(run) }),
