@@ -356,6 +356,35 @@ for s in "${!S_KEY[@]}"; do
   for pid in "${E_PID[@]}"; do stop_server "$pid"; done
 done
 
+# ------------------------------------------------------------------------------------ heavy neighbour
+
+step "a heavy neighbour: the SDK hello at -c32 while one more connection asks for 50 ms of CPU at a time"
+# Per core, a connection stays on its thread, and a run that yields moves to the work-stealing
+# runtime (crates/worker/src/offload.rs). These rows show what a long request still costs the
+# short ones beside it, per core and on the work-stealing runtime (WWS_PER_CORE=0).
+NEIGHBOUR=$WORK/projects/neighbour
+mkdir -p "$NEIGHBOUR" && cp "$GUESTS/hello.wasm" "$NEIGHBOUR/index.wasm" && cp "$GUESTS/sleep.wasm" "$NEIGHBOUR/slow.wasm"
+N_PID=() N_URL=() N_LABEL=()
+for setting in "default|" "work-stealing runtime, not per core|WWS_PER_CORE=0"; do
+  label=${setting%%|*} var=${setting#*|}
+  if start_server "neighbour-${#N_PID[@]}" "$WWS_READY" env ${var:+"$var"} "$WWS" "$NEIGHBOUR" --port 0; then
+    warm_up "$SERVER_URL" 32
+    N_PID+=("$SERVER_PID") N_URL+=("$SERVER_URL") N_LABEL+=("hello beside 50 ms requests: $label")
+  else
+    note neighbour "hello beside 50 ms requests: $label" "wws did not start with ${var:-no override}"
+  fi
+done
+for round in $(seq "$RUNS"); do
+  for i in "${!N_PID[@]}"; do
+    wrk -t1 -c1 -d"$((DURATION + 2))s" --timeout 10s "${N_URL[$i]}/slow?ms=50" >/dev/null 2>&1 &
+    heavy=$!
+    run_wrk engine neighbour "${N_LABEL[$i]}" 32 "${N_URL[$i]}" "${N_PID[$i]}" "$round"
+    kill "$heavy" 2>/dev/null || true
+    wait "$heavy" 2>/dev/null || true
+  done
+done
+for pid in "${N_PID[@]}"; do stop_server "$pid"; done
+
 # ------------------------------------------------------------------------------------ RSS growth
 
 step "RSS growth: after 1k requests, warm after $RSS_WARM under load, and $RSS_TARGET more"
