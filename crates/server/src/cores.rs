@@ -47,7 +47,8 @@ pub(crate) struct Cores {
 /// One serving thread.
 struct Core {
     handle: Handle,
-    /// The CPU the thread is pinned to, if it is.
+    /// The CPU whose connections it takes: it is pinned there, unless the system refused
+    /// (logged at debug level).
     cpu: Option<usize>,
     /// Connections it is serving.
     open: Arc<AtomicUsize>,
