@@ -333,27 +333,37 @@ step "engine and serving settings: each against the default, on the raw Rust hel
 # what wws ships.
 SETTINGS=("default|" "copy, no CoW image|WWS_ENGINE_COW=0" "no PAGEMAP_SCAN reset|WWS_ENGINE_PAGEMAP=0"
   "nothing kept resident|WWS_ENGINE_KEEP_RESIDENT=0" "work-stealing runtime, not per core|WWS_PER_CORE=0")
+# start_variants NAME PROJECT LABEL SETTING...: one warmed-up server per "label|VAR=value"
+# setting, each on its own copy of PROJECT; fills V_PID, V_URL and V_LABEL ("LABEL: label"),
+# and notes a setting whose server does not start.
+start_variants() {
+  local name=$1 project=$2 prefix=$3 i=0 setting label var dir
+  shift 3
+  V_PID=() V_URL=() V_LABEL=()
+  for setting in "$@"; do
+    label=${setting%%|*} var=${setting#*|}
+    dir=$WORK/projects/$name-$i
+    rm -rf "$dir" && cp -r "$project" "$dir"
+    if start_server "$name-$i" "$WWS_READY" env ${var:+"$var"} "$WWS" "$dir" --port 0; then
+      warm_up "$SERVER_URL" 32
+      V_PID+=("$SERVER_PID") V_URL+=("$SERVER_URL") V_LABEL+=("$prefix: $label")
+    else
+      note engine "$prefix: $label" "wws did not start with ${var:-no override}"
+    fi
+    i=$((i + 1))
+  done
+}
+
 for s in "${!S_KEY[@]}"; do
   key=${S_KEY[$s]} name=${S_LABEL[$s]}
   [[ $key == rust_raw || $key == js ]] && ((S_OK[s])) || continue
-  E_PID=() E_URL=() E_LABEL=()
-  for i in "${!SETTINGS[@]}"; do
-    label=${SETTINGS[$i]%%|*} var=${SETTINGS[$i]#*|}
-    dir=$WORK/projects/engine-$key-$i
-    rm -rf "$dir" && cp -r "$WORK/projects/$key" "$dir"
-    if start_server "engine-$key-$i" "$WWS_READY" env ${var:+"$var"} "$WWS" "$dir" --port 0; then
-      warm_up "$SERVER_URL" 32
-      E_PID+=("$SERVER_PID") E_URL+=("$SERVER_URL") E_LABEL+=("$name: $label")
-    else
-      note engine "$name: $label" "wws did not start with ${var:-no override}"
-    fi
-  done
+  start_variants "engine-$key" "$WORK/projects/$key" "$name" "${SETTINGS[@]}"
   for round in $(seq "$RUNS"); do
-    for i in "${!E_PID[@]}"; do
-      run_wrk engine "engine-$key" "${E_LABEL[$i]}" 32 "${E_URL[$i]}" "${E_PID[$i]}" "$round"
+    for i in "${!V_PID[@]}"; do
+      run_wrk engine "engine-$key" "${V_LABEL[$i]}" 32 "${V_URL[$i]}" "${V_PID[$i]}" "$round"
     done
   done
-  for pid in "${E_PID[@]}"; do stop_server "$pid"; done
+  for pid in "${V_PID[@]}"; do stop_server "$pid"; done
 done
 
 # ------------------------------------------------------------------------------------ heavy neighbour
@@ -364,26 +374,17 @@ step "a heavy neighbour: the SDK hello at -c32 while one more connection asks fo
 # short ones beside it, per core and on the work-stealing runtime (WWS_PER_CORE=0).
 NEIGHBOUR=$WORK/projects/neighbour
 mkdir -p "$NEIGHBOUR" && cp "$GUESTS/hello.wasm" "$NEIGHBOUR/index.wasm" && cp "$GUESTS/sleep.wasm" "$NEIGHBOUR/slow.wasm"
-N_PID=() N_URL=() N_LABEL=()
-for setting in "default|" "work-stealing runtime, not per core|WWS_PER_CORE=0"; do
-  label=${setting%%|*} var=${setting#*|}
-  if start_server "neighbour-${#N_PID[@]}" "$WWS_READY" env ${var:+"$var"} "$WWS" "$NEIGHBOUR" --port 0; then
-    warm_up "$SERVER_URL" 32
-    N_PID+=("$SERVER_PID") N_URL+=("$SERVER_URL") N_LABEL+=("hello beside 50 ms requests: $label")
-  else
-    note neighbour "hello beside 50 ms requests: $label" "wws did not start with ${var:-no override}"
-  fi
-done
+start_variants neighbour "$NEIGHBOUR" "hello beside 50 ms requests" "default|" "work-stealing runtime, not per core|WWS_PER_CORE=0"
 for round in $(seq "$RUNS"); do
-  for i in "${!N_PID[@]}"; do
-    wrk -t1 -c1 -d"$((DURATION + 2))s" --timeout 10s "${N_URL[$i]}/slow?ms=50" >/dev/null 2>&1 &
+  for i in "${!V_PID[@]}"; do
+    wrk -t1 -c1 -d"$((DURATION + 2))s" --timeout 10s "${V_URL[$i]}/slow?ms=50" >/dev/null 2>&1 &
     heavy=$!
-    run_wrk engine neighbour "${N_LABEL[$i]}" 32 "${N_URL[$i]}" "${N_PID[$i]}" "$round"
+    run_wrk engine neighbour "${V_LABEL[$i]}" 32 "${V_URL[$i]}" "${V_PID[$i]}" "$round"
     kill "$heavy" 2>/dev/null || true
     wait "$heavy" 2>/dev/null || true
   done
 done
-for pid in "${N_PID[@]}"; do stop_server "$pid"; done
+for pid in "${V_PID[@]}"; do stop_server "$pid"; done
 
 # ------------------------------------------------------------------------------------ RSS growth
 

@@ -57,28 +57,26 @@ def get(url, timeout=30.0):
         conn.close()
 
 
-def rss_kib(pid):
+def proc_kib(path, field):
+    """A `Field:   N kB` line of a /proc file, in KiB; None when the process is gone."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        with open(path, encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def rss_kib(pid):
+    return proc_kib(f"/proc/{pid}/status", "VmRSS")
 
 
 def pss_kib(pid):
     """Proportional set size: pages shared by several mappings (a memory image mapped into
     many pool slots) count once in all, where VmRSS counts them once per mapping."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    return proc_kib(f"/proc/{pid}/smaps_rollup", "Pss")
 
 
 # ---------------------------------------------------------------- small commands

@@ -27,7 +27,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 /// Environment variable that turns per-core serving off (`0`) or on (`1`, the default).
-pub const PER_CORE_ENV: &str = "WWS_PER_CORE";
+const PER_CORE_ENV: &str = "WWS_PER_CORE";
 
 /// Whether [`PER_CORE_ENV`] leaves per-core serving on (the default); a value other than `0`
 /// or `1` is an error naming the variable.

@@ -13,7 +13,7 @@ mod serve;
 mod static_files;
 
 pub use app::{App, AppConfig, Endpoint};
-pub use cores::{PER_CORE_ENV, per_core_enabled};
+pub use cores::per_core_enabled;
 pub use cors::Cors;
 pub use metrics::{Metrics, serve_metrics};
 pub use serve::serve;
