@@ -8,10 +8,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::either::Either;
 
 use crate::app::App;
-use crate::cores::Cores;
+use crate::cores::{Cores, Follow};
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits up to `drain` for
 /// in-flight requests. With `per_core`, connections are served on one thread per CPU (see
@@ -56,18 +57,18 @@ pub async fn serve(
                 });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
-                let serve = move |stream| async move {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let serve = move |io: Either<Follow, TcpStream>| async move {
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
                     if let Err(err) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!("connection closed: {err}");
                     }
                 };
                 match &cores {
                     Some(cores) => match stream.into_std() {
-                        Ok(stream) => cores.spawn(stream, serve),
+                        Ok(stream) => cores.spawn(stream, |follow| serve(Either::Left(follow))),
                         Err(err) => tracing::warn!("cannot serve a connection: {err}"),
                     },
-                    None => drop(tokio::spawn(serve(stream))),
+                    None => drop(tokio::spawn(serve(Either::Right(stream)))),
                 }
             }
             () = &mut shutdown => break,

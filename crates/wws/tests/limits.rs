@@ -100,6 +100,67 @@ fn per_core_serving_can_be_turned_off_and_a_bad_setting_is_named() {
 }
 
 #[test]
+fn a_connection_moves_to_the_thread_of_the_cpu_its_client_moved_to() {
+    // Per core, a connection is served on the thread of the CPU its packets arrive at. Over
+    // loopback that is the client's CPU: a client that moves takes its connection along.
+    let allowed = rustix::thread::sched_getaffinity(None).unwrap();
+    let cpus: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&cpu| allowed.is_set(cpu))
+        .collect();
+    let parallelism = std::thread::available_parallelism().unwrap().get();
+    if cpus.len() < 2 || parallelism != cpus.len() {
+        eprintln!("skipped: the serving threads are pinned only with 2+ CPUs and no CPU quota");
+        return;
+    }
+    let p = project();
+    let wws = Wws::builder(p.path())
+        .env("RUST_LOG", "wws_server=trace")
+        .start();
+    let addr = wws.url("").trim_start_matches("http://").to_string();
+    let client = std::thread::spawn(move || {
+        let pin = |cpu: usize| {
+            let mut set = rustix::thread::CpuSet::new();
+            set.set(cpu);
+            rustix::thread::sched_setaffinity(None, &set).unwrap();
+        };
+        pin(cpus[0]);
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        let mut bodies: Vec<String> = (0..10).map(|_| get_hello(&mut conn)).collect();
+        pin(cpus[1]);
+        bodies.extend((0..40).map(|_| get_hello(&mut conn)));
+        bodies
+    });
+    assert_eq!(client.join().unwrap(), vec!["Hello from wws"; 50]);
+    wws.wait_for_output("connection follows its packets");
+}
+
+/// One `GET /hello` on a kept-alive connection: the body of its 200 response.
+fn get_hello(conn: &mut std::net::TcpStream) -> String {
+    use std::io::{Read as _, Write as _};
+    conn.write_all(b"GET /hello HTTP/1.1\r\nhost: wws\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no content-length: {head}"));
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).unwrap();
+    String::from_utf8(body).unwrap()
+}
+
+#[test]
 fn timeout_zero_turns_the_cpu_limit_off() {
     let p = project();
     // The same 300 ms of busy work: over a 100 ms limit, and fine without one.
