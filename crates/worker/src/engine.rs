@@ -14,7 +14,6 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -22,14 +21,10 @@ use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationCon
 use crate::cache::{IncrementalCache, ModuleCache, compatibility_hash};
 use crate::limits::Limits;
 use crate::slots::{MAX_CORE_INSTANCES_PER_COMPONENT, SlotConfig, Slots};
+use crate::ticker;
 use crate::tuning::Tuning;
 
-/// How often the epoch advances. The CPU-time limit is counted in these ticks, and a running
-/// guest yields at each one: a long run on a per-core serving thread moves to the
-/// work-stealing runtime at its first tick (`offload.rs`), so the tick is how long it can hold
-/// up that thread's other connections. Measured, hello p99 beside 50 ms requests: 8.8 ms with
-/// 10 ms ticks, 5.3 ms with 2 ms ones, and no throughput difference on the hellos.
-pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+pub use crate::ticker::EPOCH_TICK;
 
 /// Native stack a guest may use.
 const MAX_WASM_STACK: usize = 12 << 20;
@@ -98,20 +93,21 @@ impl Engine {
                 "pooling allocator ready"
             );
         }
-        if limits.timeout.is_some() {
-            start_ticker(&engine);
-        }
         let cache = cache_dir.map(|dir| ModuleCache::new(dir, &engine));
         let compiler = Compiler {
             // Instances are never made on it: no pool to reserve.
             config: config(false),
             engine: Mutex::new(None),
         };
+        let slots = Slots::new(slots);
+        if limits.timeout.is_some() {
+            ticker::start(&engine, slots.ticker(), slots.idle_probe());
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 limits,
-                slots: Slots::new(slots),
+                slots,
                 cache,
                 pooling,
                 compiler,
@@ -299,24 +295,6 @@ fn config(
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
-}
-
-/// One thread for the whole process advances the epoch; stores count the ticks they run for.
-fn start_ticker(engine: &wasmtime::Engine) {
-    let weak = engine.weak();
-    let spawned = std::thread::Builder::new()
-        .name("wws-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        });
-    if let Err(err) = spawned {
-        // Without the ticker, limits are not enforced; that must not go unnoticed.
-        tracing::error!("could not start the epoch ticker thread, CPU limits are off: {err}");
-    }
 }
 
 #[cfg(test)]

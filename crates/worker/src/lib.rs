@@ -25,6 +25,7 @@ mod ruby;
 pub mod ruby_snapshot;
 mod sink;
 pub mod slots;
+mod ticker;
 pub mod tuning;
 mod wasi;
 pub mod wizer;

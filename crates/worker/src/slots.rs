@@ -38,6 +38,7 @@ use anyhow::Context as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::error::RunError;
+use crate::ticker::Ticker;
 
 /// Environment variable with the number of instance slots (the most guest instances alive at
 /// once, across all workers).
@@ -124,6 +125,15 @@ pub(crate) struct Slots {
     waiting: AtomicUsize,
     evictors: Mutex<Vec<Weak<dyn Evict>>>,
     refusals: Mutex<Refusals>,
+    /// Woken whenever a slot is taken: it parks while every slot is free (`ticker.rs`).
+    ticker: Arc<Ticker>,
+}
+
+impl Drop for Slots {
+    /// The engine is going: its ticker thread ends.
+    fn drop(&mut self) {
+        self.ticker.stop();
+    }
 }
 
 /// Permits held by one instance; they return to the pool when the instance's store is gone.
@@ -156,7 +166,27 @@ impl Slots {
             waiting: AtomicUsize::new(0),
             evictors: Mutex::new(Vec::new()),
             refusals: Mutex::new(Refusals::default()),
+            ticker: Arc::default(),
         }
+    }
+
+    /// The epoch ticker these slots wake (`ticker.rs`).
+    pub(crate) fn ticker(&self) -> Arc<Ticker> {
+        self.ticker.clone()
+    }
+
+    /// Whether every slot is free, i.e. no instance is alive: what the ticker checks before it
+    /// parks.
+    pub(crate) fn idle_probe(&self) -> impl Fn() -> bool + Send + 'static {
+        let semaphore = self.semaphore.clone();
+        let all = self.config.slots as usize;
+        move || semaphore.available_permits() == all
+    }
+
+    /// A slot for `permit`, once the ticker knows an instance is alive.
+    fn granted(&self, permit: OwnedSemaphorePermit) -> Slot {
+        self.ticker.wake();
+        Slot { _permit: permit }
     }
 
     /// The settings these slots were made with.
@@ -175,7 +205,7 @@ impl Slots {
             )));
         }
         match self.semaphore.clone().try_acquire_many_owned(cost) {
-            Ok(permit) => return Ok(Slot { _permit: permit }),
+            Ok(permit) => return Ok(self.granted(permit)),
             Err(TryAcquireError::Closed) => return Err(RunError::Busy),
             Err(TryAcquireError::NoPermits) => {}
         }
@@ -187,7 +217,7 @@ impl Slots {
         }
         let acquire = self.semaphore.clone().acquire_many_owned(cost);
         match tokio::time::timeout(self.config.queue_timeout, acquire).await {
-            Ok(Ok(permit)) => Ok(Slot { _permit: permit }),
+            Ok(Ok(permit)) => Ok(self.granted(permit)),
             Ok(Err(_closed)) => Err(RunError::Busy),
             Err(_elapsed) => {
                 self.refused(Queue::Engine);
@@ -201,12 +231,12 @@ impl Slots {
     /// [`Self::acquire`]).
     pub(crate) async fn acquire_patiently(&self) -> Result<Slot, RunError> {
         if let Ok(permit) = self.semaphore.clone().try_acquire_owned() {
-            return Ok(Slot { _permit: permit });
+            return Ok(self.granted(permit));
         }
         let _waiting = Waiting::new(&self.waiting);
         self.evict_one();
         match self.semaphore.clone().acquire_owned().await {
-            Ok(permit) => Ok(Slot { _permit: permit }),
+            Ok(permit) => Ok(self.granted(permit)),
             Err(_closed) => Err(RunError::Busy),
         }
     }

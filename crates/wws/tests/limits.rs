@@ -161,6 +161,54 @@ fn get_hello(conn: &mut std::net::TcpStream) -> String {
 }
 
 #[test]
+fn an_idle_server_stops_ticking_and_the_cpu_limit_holds_after() {
+    let p = project();
+    let wws = Wws::builder(p.path())
+        .args(["--timeout-ms", "500"])
+        .env("RUST_LOG", "wws_worker::ticker=trace")
+        .start();
+    let parked = || wws.output().matches("epoch ticker parked").count();
+    let before = parked();
+    assert_eq!(wws.get_text("/hello", 200), "Hello from wws");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while parked() == before {
+        assert!(
+            Instant::now() < deadline,
+            "the ticker never parked after a request"
+        );
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
+    // Ticking, the thread would wake 500 times a second: 150 times in this window.
+    let before = epoch_thread_wakeups(wws.pid());
+    std::thread::sleep(Duration::from_millis(300));
+    let woke = epoch_thread_wakeups(wws.pid()) - before;
+    assert!(woke < 10, "the idle ticker woke {woke} times in 300 ms");
+    // The first instance wakes it: the loop is still stopped at its limit.
+    let started = Instant::now();
+    assert_eq!(wws.get("/loop").status().as_u16(), 504);
+    assert_stopped_between(
+        started.elapsed(),
+        Duration::from_millis(400),
+        Duration::from_secs(30),
+    );
+}
+
+/// Times the `wws-epoch` thread of process `pid` went to sleep so far.
+fn epoch_thread_wakeups(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let task = tasks
+        .map(|t| t.unwrap().path())
+        .find(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "wws-epoch"))
+        .expect("no wws-epoch thread");
+    let status = std::fs::read_to_string(task.join("status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap()
+}
+
+#[test]
 fn timeout_zero_turns_the_cpu_limit_off() {
     let p = project();
     // The same 300 ms of busy work: over a 100 ms limit, and fine without one.
