@@ -34,8 +34,8 @@ use tokio::sync::oneshot;
 /// Environment variable that turns per-core serving off (`0`) or on (`1`, the default).
 const PER_CORE_ENV: &str = "WWS_PER_CORE";
 
-/// How many times a connection waits for its next request between two checks of the CPU its
-/// packets arrive at: often enough to follow a client that moved within a few requests, rare
+/// How many times a connection waits for data (about twice per request) between two checks of
+/// the CPU its packets arrive at: often enough to follow a client that moved within a few requests, rare
 /// enough that the check (one `getsockopt`) costs nothing measurable.
 const CHECK_EVERY: u32 = 8;
 
@@ -146,14 +146,19 @@ fn run_on(lanes: Arc<[Lane]>, at: usize, mut connection: Connection, hop: Hop) {
     drop(handle.spawn(async move {
         let moved = std::future::poll_fn(|cx| match connection.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(None),
-            Poll::Pending => match hop.swap(STAY, Relaxed) {
+            Poll::Pending => match hop.load(Relaxed) {
                 STAY => Poll::Pending,
-                to => Poll::Ready(Some(to)),
+                to => {
+                    hop.store(STAY, Relaxed);
+                    Poll::Ready(Some(to))
+                }
             },
         })
         .await;
         if let Some(to) = moved {
-            // Polled there at once, so everything it waits for registers its new waker.
+            tracing::trace!(to = ?lanes[to].cpu, "connection moved to its CPU's thread");
+            // Polled there at once, so everything it waits for registers its new waker. Tokio
+            // timers it armed stay with the thread that made them (they still wake it here).
             run_on(lanes, to, connection, hop);
         }
     }));

@@ -38,7 +38,7 @@ impl Ticker {
         // Pairs with the fence in `run`: either the ticker sees the slot taken, or this sees
         // it parked.
         fence(Ordering::SeqCst);
-        if self.parked.load(Ordering::Relaxed)
+        if self.parked.load(Ordering::Acquire)
             && let Some(thread) = self.thread.get()
         {
             thread.unpark();
@@ -84,17 +84,16 @@ fn run(engine: wasmtime::EngineWeak, ticker: &Ticker, idle: impl Fn() -> bool) {
         strong.increment_epoch();
         drop(strong);
         if idle_for >= idle_ticks {
-            ticker.parked.store(true, Ordering::Relaxed);
+            ticker.parked.store(true, Ordering::Release);
             fence(Ordering::SeqCst);
             if idle() {
                 tracing::trace!("epoch ticker parked: no instance is alive");
                 std::thread::park();
             }
             ticker.parked.store(false, Ordering::Relaxed);
-            if idle() {
-                // Woken spuriously, or to stop: look again.
-                continue;
-            }
+            // Tick for a while again even when the instance that woke it is already gone:
+            // under light, steady load that keeps the ticker awake, and requests from waking
+            // it (a syscall each).
             idle_for = 0;
         }
         std::thread::sleep(EPOCH_TICK);

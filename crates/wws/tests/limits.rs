@@ -117,21 +117,28 @@ fn a_connection_moves_to_the_thread_of_the_cpu_its_client_moved_to() {
         .env("RUST_LOG", "wws_server=trace")
         .start();
     let addr = wws.url("").trim_start_matches("http://").to_string();
+    let (from, to) = (cpus[0], cpus[1]);
     let client = std::thread::spawn(move || {
         let pin = |cpu: usize| {
             let mut set = rustix::thread::CpuSet::new();
             set.set(cpu);
             rustix::thread::sched_setaffinity(None, &set).unwrap();
         };
-        pin(cpus[0]);
+        pin(from);
         let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        // A lost wakeup after the move fails the test instead of hanging it.
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let mut bodies: Vec<String> = (0..10).map(|_| get_hello(&mut conn)).collect();
-        pin(cpus[1]);
+        pin(to);
         bodies.extend((0..40).map(|_| get_hello(&mut conn)));
         bodies
     });
     assert_eq!(client.join().unwrap(), vec!["Hello from wws"; 50]);
-    wws.wait_for_output("connection follows its packets");
+    wws.wait_for_output(&format!(
+        "connection moved to its CPU's thread to=Some({})",
+        cpus[1]
+    ));
 }
 
 /// One `GET /hello` on a kept-alive connection: the body of its 200 response.
@@ -168,6 +175,8 @@ fn an_idle_server_stops_ticking_and_the_cpu_limit_holds_after() {
         .env("RUST_LOG", "wws_worker::ticker=trace")
         .start();
     let parked = || wws.output().matches("epoch ticker parked").count();
+    // Parked once after the start, then woken by the request.
+    wws.wait_for_output("epoch ticker parked");
     let before = parked();
     assert_eq!(wws.get_text("/hello", 200), "Hello from wws");
     let deadline = Instant::now() + Duration::from_secs(30);
