@@ -90,8 +90,11 @@ impl Cores {
         // Pin only when the threads take every CPU the process may use: under a CPU quota
         // smaller than that set, pinned threads could not move to the idle ones.
         let pin = cpus.len() == count;
+        // No runtime shuts down before every thread has stopped polling: a connection that
+        // moved may still wait on a timer of the thread it came from.
+        let stopped = Arc::new(std::sync::Barrier::new(count));
         let (lanes, threads): (Vec<_>, Vec<_>) = (0..count)
-            .map(|i| start(i, pin.then(|| cpus[i])))
+            .map(|i| start(i, pin.then(|| cpus[i]), stopped.clone()))
             .collect::<anyhow::Result<Vec<_>>>()?
             .into_iter()
             .unzip();
@@ -317,8 +320,13 @@ impl Drop for Cores {
     }
 }
 
-/// Starts serving thread `index`, pinned to `cpu` when given and allowed.
-fn start(index: usize, cpu: Option<usize>) -> anyhow::Result<(Lane, Thread)> {
+/// Starts serving thread `index`, pinned to `cpu` when given and allowed. Once told to stop,
+/// it shuts its runtime down after every thread passed `all_stopped`.
+fn start(
+    index: usize,
+    cpu: Option<usize>,
+    all_stopped: Arc<std::sync::Barrier>,
+) -> anyhow::Result<(Lane, Thread)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -335,6 +343,7 @@ fn start(index: usize, cpu: Option<usize>) -> anyhow::Result<(Lane, Thread)> {
             runtime.block_on(async {
                 let _ = stopped.await;
             });
+            all_stopped.wait();
             runtime.shutdown_background();
         })
         .map_err(|err| anyhow::anyhow!("cannot start a serving thread: {err}"))?;
