@@ -9,8 +9,8 @@
 //! 2-vCPU VM with `wrk -c32` on the same machine: the raw Rust hello served 45-50k requests/s
 //! on the work-stealing runtime and 72-75k here; the JS hello 14.0-14.8k and 17.3-17.8k.
 //!
-//! The trade-off: a connection stays on its thread, and the other connections of a thread
-//! wait while it runs a guest. A run that yields (past an epoch tick, or waiting for anything)
+//! The trade-off: a connection stays on its thread (until its client moves to another CPU,
+//! see [`Follow`]), and the other connections of a thread wait while it runs a guest. A run that yields (past an epoch tick, or waiting for anything)
 //! moves to the work-stealing runtime for the rest (`wws_worker`'s `offload.rs`), so a long
 //! guest holds its thread for one tick at most; a new connection goes to the least busy thread
 //! when its own CPU's thread has far more connections than that one.
@@ -35,8 +35,8 @@ use tokio::sync::oneshot;
 const PER_CORE_ENV: &str = "WWS_PER_CORE";
 
 /// How many times a connection waits for data (about twice per request) between two checks of
-/// the CPU its packets arrive at: often enough to follow a client that moved within a few requests, rare
-/// enough that the check (one `getsockopt`) costs nothing measurable.
+/// the CPU its packets arrive at: often enough to follow a client that moved within a few
+/// requests, rare enough that the check (one `getsockopt`) costs nothing measurable.
 const CHECK_EVERY: u32 = 8;
 
 /// Whether [`PER_CORE_ENV`] leaves per-core serving on (the default); a value other than `0`
@@ -169,8 +169,12 @@ fn run_on(lanes: Arc<[Lane]>, at: usize, mut connection: Connection, hop: Hop) {
 
 /// The thread for a new connection that arrived at `cpu`.
 fn pick(lanes: &[Lane], cpu: Option<usize>) -> usize {
-    let open: Vec<usize> = lanes.iter().map(|l| l.open.load(Relaxed)).collect();
-    choose(&open, local_lane(lanes, cpu))
+    choose(&open_counts(lanes), local_lane(lanes, cpu))
+}
+
+/// How many connections each lane serves.
+fn open_counts(lanes: &[Lane]) -> Vec<usize> {
+    lanes.iter().map(|l| l.open.load(Relaxed)).collect()
 }
 
 /// The lane of `cpu`, if a thread is pinned there.
@@ -226,15 +230,12 @@ impl Follow {
         let Some(local) = local_lane(&self.lanes, incoming_cpu(&self.stream)) else {
             return;
         };
-        let open: Vec<usize> = self.lanes.iter().map(|l| l.open.load(Relaxed)).collect();
-        if !moves(&open, self.at, local) {
+        if !moves(&open_counts(&self.lanes), self.at, local) {
             return;
         }
-        match self.register_on(local) {
-            Ok(()) => {
-                tracing::trace!(to = ?self.lanes[local].cpu, "connection follows its packets")
-            }
-            Err(err) => tracing::debug!("a connection cannot move to its CPU's thread: {err}"),
+        // The move itself is logged where the connection's future lands (`run_on`).
+        if let Err(err) = self.register_on(local) {
+            tracing::debug!("a connection cannot move to its CPU's thread: {err}");
         }
     }
 
