@@ -9,6 +9,9 @@
 //! 2-vCPU VM with `wrk -c32` on the same machine: the raw Rust hello served 45-50k requests/s
 //! on the work-stealing runtime and 72-75k here; the JS hello 14.0-14.8k and 17.3-17.8k.
 //!
+//! Each thread sends what its connections wrote in one batch when it runs out of work
+//! (`outbox.rs`).
+//!
 //! The trade-off: a connection stays on its thread (until its client moves to another CPU,
 //! see [`Follow`]), and the other connections of a thread wait while it runs a guest. A run that yields (past an epoch tick, or waiting for anything)
 //! moves to the work-stealing runtime for the rest (`wws_worker`'s `offload.rs`), so a long
@@ -20,7 +23,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::AsFd as _;
+use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -30,6 +33,8 @@ use std::thread::JoinHandle;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+
+use crate::outbox::{self, Held, MAX_HELD};
 
 /// Environment variable that turns per-core serving off (`0`) or on (`1`, the default).
 const PER_CORE_ENV: &str = "WWS_PER_CORE";
@@ -132,6 +137,7 @@ impl Cores {
         self.lanes[at].open.fetch_add(1, Relaxed);
         let hop = Hop::new(AtomicUsize::new(STAY));
         let follow = Follow {
+            held: Held::new(stream.as_raw_fd()),
             stream,
             lanes: self.lanes.clone(),
             at,
@@ -217,6 +223,8 @@ pub(crate) struct Follow {
     /// Reads that found nothing to read (the connection waits for a request).
     waits: u32,
     hop: Hop,
+    /// What it wrote that its thread has not sent yet (see `outbox.rs`).
+    held: Arc<Held>,
 }
 
 impl Follow {
@@ -247,6 +255,7 @@ impl Follow {
             tokio::net::TcpStream::from_std(socket)?
         };
         // The old registration (and its copy of the descriptor) goes with the old stream.
+        self.held.lock().fd = stream.as_raw_fd();
         self.stream = stream;
         self.lanes[self.at].open.fetch_sub(1, Relaxed);
         self.lanes[to].open.fetch_add(1, Relaxed);
@@ -256,9 +265,73 @@ impl Follow {
     }
 }
 
+impl Follow {
+    /// Sends what is held on this connection itself, waiting for the socket when it is full.
+    fn poll_send_held(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut held = self.held.lock();
+        if let Some(err) = held.error.take() {
+            return Poll::Ready(Err(err));
+        }
+        while !held.bytes.is_empty() {
+            let sent = std::task::ready!(Pin::new(&mut self.stream).poll_write(cx, &held.bytes))?;
+            if sent == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            held.bytes.drain(..sent);
+        }
+        held.blocked = false;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Holds a small write for the thread's next batched send, after what is held already;
+    /// `None` when the write must go to the socket itself.
+    fn poll_hold(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<Option<io::Result<usize>>> {
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        if len > MAX_HELD || !outbox::available() {
+            // Too large to copy (or nowhere to hold it): what is held goes first.
+            return self.poll_send_held(cx).map(|sent| sent.err().map(Err));
+        }
+        let must_send = {
+            let held = self.held.lock();
+            held.must_send() || held.bytes.len() + len > MAX_HELD
+        };
+        if must_send {
+            std::task::ready!(self.poll_send_held(cx))?;
+        }
+        let held = &self.held;
+        let mut state = held.lock();
+        for buf in bufs {
+            state.bytes.extend_from_slice(buf);
+        }
+        if !state
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.waker = Some(cx.waker().clone());
+        }
+        outbox::queue(held, &mut state);
+        drop(state);
+        outbox::send_if_due();
+        Poll::Ready(Some(Ok(len)))
+    }
+}
+
 impl Drop for Follow {
     fn drop(&mut self) {
         self.lanes[self.at].open.fetch_sub(1, Relaxed);
+        // A connection dropped without a shutdown (its task was cancelled): what it still
+        // holds is sent if the socket takes it now.
+        let mut held = self.held.lock();
+        if !held.bytes.is_empty() {
+            let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
+            let _ = rustix::net::send(&self.stream, &held.bytes, flags);
+            held.bytes.clear();
+        }
     }
 }
 
@@ -269,6 +342,22 @@ impl AsyncRead for Follow {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        outbox::send_if_due();
+        let must_send = {
+            let mut held = this.held.lock();
+            if !held.settled() && !held.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                // A connection that moved to another thread (a new task) while its bytes wait
+                // in the old thread's queue is woken here if that send finds the socket full.
+                held.waker = Some(cx.waker().clone());
+            }
+            held.must_send()
+        };
+        if must_send {
+            // A batched send found the socket full: the rest goes before anything else.
+            if let Poll::Ready(Err(err)) = this.poll_send_held(cx) {
+                return Poll::Ready(Err(err));
+            }
+        }
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
         if polled.is_pending() {
             this.waiting();
@@ -283,7 +372,11 @@ impl AsyncWrite for Follow {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        match std::task::ready!(this.poll_hold(cx, &[io::IoSlice::new(buf)])) {
+            Some(held) => Poll::Ready(held),
+            None => Pin::new(&mut this.stream).poll_write(cx, buf),
+        }
     }
 
     fn poll_write_vectored(
@@ -291,19 +384,31 @@ impl AsyncWrite for Follow {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        match std::task::ready!(this.poll_hold(cx, bufs)) {
+            Some(held) => Poll::Ready(held),
+            None => Pin::new(&mut this.stream).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
     }
 
+    /// Held bytes count as flushed: the thread sends them before it waits for anything. Only
+    /// when a batched send could not take them all does the connection wait to send the rest.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        if this.held.lock().must_send() {
+            std::task::ready!(this.poll_send_held(cx))?;
+        }
+        Pin::new(&mut this.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_send_held(cx))?;
+        Pin::new(&mut this.stream).poll_shutdown(cx)
     }
 }
 
@@ -330,6 +435,7 @@ fn start(
 ) -> anyhow::Result<(Lane, Thread)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(outbox::flush)
         .build()
         .map_err(|err| anyhow::anyhow!("cannot start a serving thread's runtime: {err}"))?;
     let handle = runtime.handle().clone();
@@ -338,6 +444,7 @@ fn start(
         .name(format!("wws-core-{index}"))
         .spawn(move || {
             let cpu = cpu.filter(|&cpu| pin_current_thread(cpu));
+            outbox::install();
             if cpu.is_none() {
                 tracing::debug!("serving thread {index} is not pinned to a CPU");
             }

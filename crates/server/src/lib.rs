@@ -8,6 +8,7 @@ mod cores;
 mod cors;
 mod dispatch;
 mod metrics;
+mod outbox;
 mod respond;
 mod serve;
 mod static_files;

@@ -9,6 +9,7 @@
 #![allow(missing_docs, reason = "test-only crate")]
 
 pub mod fixtures;
+pub mod http1;
 pub mod repo_server;
 pub mod wws;
 

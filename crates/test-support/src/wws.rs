@@ -222,8 +222,25 @@ impl Wws {
 
     /// Whether the server prints `needle` within `timeout`.
     pub fn output_within(&self, needle: &str, timeout: Duration) -> bool {
+        self.output_until(|output| output.contains(needle), timeout)
+    }
+
+    /// Waits until the server has printed `needle` at least `count` times.
+    pub fn wait_for_count(&self, needle: &str, count: usize) {
+        assert!(
+            self.output_until(
+                |output| output.matches(needle).count() >= count,
+                START_TIMEOUT
+            ),
+            "never printed {needle:?} {count} times:\n{}",
+            self.output()
+        );
+    }
+
+    /// Whether the server's output satisfies `done` within `timeout`.
+    fn output_until(&self, done: impl Fn(&str) -> bool, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
-        while !self.output().contains(needle) {
+        while !done(&self.output()) {
             if std::time::Instant::now() >= deadline {
                 return false;
             }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use wws_test_support::Wws;
 use wws_test_support::fixtures::Project;
+use wws_test_support::http1;
 use wws_test_support::wws::client;
 
 fn project() -> Project {
@@ -116,7 +117,7 @@ fn a_connection_moves_to_the_thread_of_the_cpu_its_client_moved_to() {
     let wws = Wws::builder(p.path())
         .env("RUST_LOG", "wws_server=trace")
         .start();
-    let addr = wws.url("").trim_start_matches("http://").to_string();
+    let url = wws.url("");
     let (from, to) = (cpus[0], cpus[1]);
     let client = std::thread::spawn(move || {
         let pin = |cpu: usize| {
@@ -125,10 +126,8 @@ fn a_connection_moves_to_the_thread_of_the_cpu_its_client_moved_to() {
             rustix::thread::sched_setaffinity(None, &set).unwrap();
         };
         pin(from);
-        let mut conn = std::net::TcpStream::connect(addr).unwrap();
-        // A lost wakeup after the move fails the test instead of hanging it.
-        conn.set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
+        // A lost wakeup after the move fails the test (a read timeout) instead of hanging it.
+        let mut conn = http1::connect(&url);
         let mut bodies: Vec<String> = (0..10).map(|_| get_hello(&mut conn)).collect();
         pin(to);
         bodies.extend((0..40).map(|_| get_hello(&mut conn)));
@@ -143,27 +142,9 @@ fn a_connection_moves_to_the_thread_of_the_cpu_its_client_moved_to() {
 
 /// One `GET /hello` on a kept-alive connection: the body of its 200 response.
 fn get_hello(conn: &mut std::net::TcpStream) -> String {
-    use std::io::{Read as _, Write as _};
-    conn.write_all(b"GET /hello HTTP/1.1\r\nhost: wws\r\n\r\n")
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        conn.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    http1::write_request(conn, "GET", "/hello", b"");
+    let (head, body) = http1::read_response(conn);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("no content-length: {head}"));
-    let mut body = vec![0; length];
-    conn.read_exact(&mut body).unwrap();
     String::from_utf8(body).unwrap()
 }
 

@@ -1,0 +1,128 @@
+//! Batched sends (`crates/server/src/outbox.rs`): a serving thread holds what its connections
+//! write and sends it for all of them in one system call. Whatever the batching, every
+//! connection gets exactly its own responses, whole and in order: several clients at once,
+//! pipelined requests, responses larger than what is held, and a client that reads nothing
+//! until the server's sends find its socket full.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use std::io::Write as _;
+
+use wws_test_support::Wws;
+use wws_test_support::fixtures::Project;
+use wws_test_support::http1;
+
+/// A body unique to (`client`, `request`), of a size that crosses the 64 KiB held at most
+/// for some requests.
+fn body(client: usize, request: usize) -> Vec<u8> {
+    let len = match request % 5 {
+        0 => 20,
+        1 => 3_000,
+        2 => 40_000,
+        3 => 70_000,
+        _ => 200_000,
+    };
+    let tag = format!("client {client} request {request} ");
+    tag.bytes().cycle().take(len).collect()
+}
+
+fn start() -> (Project, Wws) {
+    let p = Project::new();
+    p.wasm("echo.wasm", "echo");
+    p.file("public/small.txt", "a static file\n");
+    let wws = Wws::builder(p.path())
+        .env("RUST_LOG", "wws_server::outbox=trace")
+        .start();
+    (p, wws)
+}
+
+#[test]
+fn concurrent_clients_each_get_their_own_responses() {
+    let (_p, wws) = start();
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let url = wws.url("");
+            std::thread::spawn(move || {
+                let mut conn = http1::connect(&url);
+                for request in 0..25 {
+                    let sent = body(client, request);
+                    http1::write_request(&mut conn, "POST", "/echo?raw=1", &sent);
+                    let (head, received) = http1::read_response(&mut conn);
+                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                    assert!(
+                        received == sent,
+                        "client {client} request {request}: wrong body"
+                    );
+                    http1::write_request(&mut conn, "GET", "/small.txt", b"");
+                    let (head, received) = http1::read_response(&mut conn);
+                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                    assert_eq!(received, b"a static file\n");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    // The responses went out through the batched sends.
+    wws.wait_for_output(SENT);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_even_when_the_client_reads_late() {
+    let (_p, wws) = start();
+    let mut conn = http1::connect(&wws.url(""));
+    // 200 requests whose responses (up to 40 KB each) are held, 8 MB in all: more than the
+    // socket buffers take while the client reads nothing. They go out in one write, from
+    // another thread (the server stops reading requests while its answers wait).
+    let requests: Vec<Vec<u8>> = (0..200).map(held_body).collect();
+    let mut writer = conn.try_clone().unwrap();
+    let bytes: Vec<u8> = requests
+        .iter()
+        .flat_map(|b| http1::request("POST", "/echo?raw=1", b))
+        .collect();
+    let sender = std::thread::spawn(move || writer.write_all(&bytes).unwrap());
+    // Nothing is read until a batched send found the socket full: the connection then sends
+    // the rest itself, waiting for the socket like any write.
+    wws.wait_for_output("full=1");
+    for (request, sent) in requests.iter().enumerate() {
+        let (head, received) = http1::read_response(&mut conn);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(received == *sent, "request {request}: wrong body");
+    }
+    sender.join().unwrap();
+}
+
+#[test]
+fn a_response_the_socket_could_not_take_goes_out_once_the_client_reads() {
+    // One request at a time, each answered and its batched send done before the next goes,
+    // and nothing read: the connection waits for its next request when a batched send finds
+    // the socket full. The rest of that response must still go out once the client reads.
+    let (_p, wws) = start();
+    let mut conn = http1::connect(&wws.url(""));
+    // Well before the server's own 30 s header-read timeout, whose shutdown would send it too.
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut requests = Vec::new();
+    while !wws.output().contains("full=1") {
+        assert!(requests.len() < 2000, "the socket never filled");
+        let body = held_body(requests.len());
+        http1::write_request(&mut conn, "POST", "/echo?raw=1", &body);
+        requests.push(body);
+        wws.wait_for_count(SENT, requests.len());
+    }
+    for (request, sent) in requests.iter().enumerate() {
+        let (head, received) = http1::read_response(&mut conn);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(received == *sent, "request {request}: wrong body");
+    }
+}
+
+/// What the server logs for each batched send.
+const SENT: &str = "sent what connections held in one system call";
+
+/// A body unique to `request`, small enough for its response to be held.
+fn held_body(request: usize) -> Vec<u8> {
+    let tag = format!("request {request} ");
+    tag.bytes().cycle().take(20_000 + request * 100).collect()
+}
