@@ -6,15 +6,18 @@
 //! involuntary context switch per request. In a virtual machine a switch is costly (on this
 //! 2-vCPU VM, `finish_task_switch` alone was 25 % of the server's CPU under `wrk -c32`).
 //! Sending a whole round of responses in one system call wakes the client once per round: it
-//! then reads every response at once and sends the next round of requests.
+//! then reads every response at once and sends the next round of requests. Measured with
+//! `wrk -c32`, raw Rust hello: 0.94 involuntary switches per request before, 0.06 after, and
+//! 105-109k requests/s before, 127-134k after (p99 555 us before, 370 us after).
 //!
 //! A connection's writes of up to [`MAX_HELD`] bytes are held in its [`Held`] and queued in
 //! its thread's [`Outbox`]; larger ones go straight to the socket, after what is held. The
 //! serving thread sends the queue before it parks (tokio's `on_thread_park`), or earlier when
 //! [`MAX_QUEUED`] connections are waiting or the first has waited [`MAX_HOLD`], so a busy
-//! thread never holds a response for long. Sends never block (`MSG_DONTWAIT`): what a full socket did not take stays held, and
-//! the connection sends it itself, waiting for the socket like any write. Where io_uring is
-//! not available (an old kernel, a seccomp filter), every write goes straight to its socket.
+//! thread never holds a response for long. Sends never block (`MSG_DONTWAIT`): what a full
+//! socket did not take stays held, and the connection sends it itself, waiting for the socket
+//! like any write. Where io_uring is not available (an old kernel, a seccomp filter), every
+//! write goes straight to its socket.
 
 use std::cell::{Cell, RefCell};
 use std::io;
