@@ -332,7 +332,8 @@ step "engine and serving settings: each against the default, on the raw Rust hel
 # The overrides of crates/worker/src/tuning.rs and crates/server/src/cores.rs; the default is
 # what wws ships.
 SETTINGS=("default|" "copy, no CoW image|WWS_ENGINE_COW=0" "no PAGEMAP_SCAN reset|WWS_ENGINE_PAGEMAP=0"
-  "nothing kept resident|WWS_ENGINE_KEEP_RESIDENT=0" "work-stealing runtime, not per core|WWS_PER_CORE=0")
+  "nothing kept resident|WWS_ENGINE_KEEP_RESIDENT=0" "work-stealing runtime, not per core|WWS_PER_CORE=0"
+  "no batched sends|WWS_BATCH_SENDS=0")
 # start_variants NAME PROJECT LABEL SETTING...: one warmed-up server per "label|VAR=value"
 # setting, each on its own copy of PROJECT; fills V_PID, V_URL and V_LABEL ("LABEL: label"),
 # and notes a setting whose server does not start.

@@ -39,18 +39,41 @@ use crate::outbox::{self, Held, MAX_HELD};
 /// Environment variable that turns per-core serving off (`0`) or on (`1`, the default).
 const PER_CORE_ENV: &str = "WWS_PER_CORE";
 
+/// Environment variable that turns batched sends (`outbox.rs`) off (`0`) or on (`1`, the
+/// default) for per-core serving.
+const BATCH_SENDS_ENV: &str = "WWS_BATCH_SENDS";
+
 /// How many times a connection waits for data (about twice per request) between two checks of
 /// the CPU its packets arrive at: often enough to follow a client that moved within a few
 /// requests, rare enough that the check (one `getsockopt`) costs nothing measurable.
 const CHECK_EVERY: u32 = 8;
 
-/// Whether [`PER_CORE_ENV`] leaves per-core serving on (the default); a value other than `0`
-/// or `1` is an error naming the variable.
-pub fn per_core_enabled() -> anyhow::Result<bool> {
-    match std::env::var(PER_CORE_ENV).as_deref().map(str::trim) {
+/// How connections are served.
+#[derive(Clone, Copy, Debug)]
+pub struct Serving {
+    /// On one thread per CPU (this module), or on the work-stealing runtime.
+    pub per_core: bool,
+    /// Per core, what a thread's connections write is sent in batches (`outbox.rs`).
+    pub batch_sends: bool,
+}
+
+impl Serving {
+    /// From [`PER_CORE_ENV`] and [`BATCH_SENDS_ENV`], both on by default; a value other than
+    /// `0` or `1` is an error naming the variable.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            per_core: switch(PER_CORE_ENV)?,
+            batch_sends: switch(BATCH_SENDS_ENV)?,
+        })
+    }
+}
+
+/// An on/off environment variable: on when unset.
+fn switch(name: &str) -> anyhow::Result<bool> {
+    match std::env::var(name).as_deref().map(str::trim) {
         Err(_) | Ok("1") => Ok(true),
         Ok("0") => Ok(false),
-        Ok(other) => anyhow::bail!("{PER_CORE_ENV}={other:?} must be 0 (off) or 1 (on)"),
+        Ok(other) => anyhow::bail!("{name}={other:?} must be 0 (off) or 1 (on)"),
     }
 }
 
@@ -85,8 +108,9 @@ type Hop = Arc<AtomicUsize>;
 const STAY: usize = usize::MAX;
 
 impl Cores {
-    /// One thread per CPU this process may use, or `None` on a single CPU.
-    pub(crate) fn for_this_machine() -> anyhow::Result<Option<Self>> {
+    /// One thread per CPU this process may use, or `None` on a single CPU. With
+    /// `batch_sends`, each sends its connections' writes in batches.
+    pub(crate) fn for_this_machine(batch_sends: bool) -> anyhow::Result<Option<Self>> {
         let count = std::thread::available_parallelism().map_or(1, |n| n.get());
         if count < 2 {
             return Ok(None);
@@ -99,7 +123,7 @@ impl Cores {
         // moved may still wait on a timer of the thread it came from.
         let stopped = Arc::new(std::sync::Barrier::new(count));
         let (lanes, threads): (Vec<_>, Vec<_>) = (0..count)
-            .map(|i| start(i, pin.then(|| cpus[i]), stopped.clone()))
+            .map(|i| start(i, pin.then(|| cpus[i]), batch_sends, stopped.clone()))
             .collect::<anyhow::Result<Vec<_>>>()?
             .into_iter()
             .unzip();
@@ -431,6 +455,7 @@ impl Drop for Cores {
 fn start(
     index: usize,
     cpu: Option<usize>,
+    batch_sends: bool,
     all_stopped: Arc<std::sync::Barrier>,
 ) -> anyhow::Result<(Lane, Thread)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -444,7 +469,13 @@ fn start(
         .name(format!("wws-core-{index}"))
         .spawn(move || {
             let cpu = cpu.filter(|&cpu| pin_current_thread(cpu));
-            outbox::install();
+            if batch_sends {
+                outbox::install();
+            } else {
+                tracing::debug!(
+                    "batched sends are off ({BATCH_SENDS_ENV}=0): responses are written one by one"
+                );
+            }
             if cpu.is_none() {
                 tracing::debug!("serving thread {index} is not pinned to a CPU");
             }

@@ -14,7 +14,7 @@ mod serve;
 mod static_files;
 
 pub use app::{App, AppConfig, Endpoint};
-pub use cores::per_core_enabled;
+pub use cores::Serving;
 pub use cors::Cors;
 pub use metrics::{Metrics, serve_metrics};
 pub use serve::serve;

@@ -115,10 +115,11 @@ pub(crate) fn install() -> bool {
                 ring,
                 queue: Vec::new(),
             }));
+            tracing::debug!("responses are sent in batches, with io_uring");
             true
         }
         Err(err) => {
-            tracing::debug!("io_uring is not available ({err}): responses are sent one by one");
+            tracing::debug!("io_uring is not available ({err}): responses are written one by one");
             false
         }
     }

@@ -12,17 +12,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::either::Either;
 
 use crate::app::App;
-use crate::cores::{Cores, Follow};
+use crate::cores::{Cores, Follow, Serving};
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits up to `drain` for
-/// in-flight requests. With `per_core`, connections are served on one thread per CPU (see
-/// `cores`); only right when long guest runs yield to other requests (a CPU limit is on).
+/// in-flight requests. With `serving.per_core`, connections are served on one thread per CPU
+/// (see `cores`); only right when long guest runs yield to other requests (a CPU limit is on).
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
-    per_core: bool,
+    serving: Serving,
 ) -> anyhow::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Slow clients must not hold connections forever: headers within 30 s.
@@ -31,8 +31,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     let graceful = GracefulShutdown::new();
-    let cores = if per_core {
-        Cores::for_this_machine()?
+    let cores = if serving.per_core {
+        Cores::for_this_machine(serving.batch_sends)?
     } else {
         None
     };

@@ -88,16 +88,15 @@ fn per_core_serving_can_be_turned_off_and_a_bad_setting_is_named() {
     let off = Wws::builder(p.path()).env("WWS_PER_CORE", "0").start();
     assert_eq!(off.get_text("/hello", 200), "Hello from wws");
     drop(off);
-    let Err((_, out)) = Wws::builder(p.path())
-        .env("WWS_PER_CORE", "yes")
-        .try_start()
-    else {
-        panic!("WWS_PER_CORE=yes must stop the start");
-    };
-    assert!(
-        out.contains("WWS_PER_CORE=\"yes\" must be 0 (off) or 1 (on)"),
-        "{out}"
-    );
+    for var in ["WWS_PER_CORE", "WWS_BATCH_SENDS"] {
+        let Err((_, out)) = Wws::builder(p.path()).env(var, "yes").try_start() else {
+            panic!("{var}=yes must stop the start");
+        };
+        assert!(
+            out.contains(&format!("{var}=\"yes\" must be 0 (off) or 1 (on)")),
+            "{out}"
+        );
+    }
 }
 
 #[test]

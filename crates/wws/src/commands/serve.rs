@@ -62,7 +62,7 @@ async fn serve(
     args: ServeArgs,
 ) -> anyhow::Result<ExitCode> {
     say(format_args!("⚙️  Loading routes from: {}", root.display()));
-    let per_core = wws_server::per_core_enabled()?;
+    let serving = wws_server::Serving::from_env()?;
     let runtimes = Runtimes::new(installed_runtimes(root, args.install_runtimes)?)?;
     let files = wws_router::discover(root, &runtimes.extensions(), &args.ignore)?;
     let prefix = wws_router::normalize_prefix(&args.prefix);
@@ -138,8 +138,11 @@ async fn serve(
     // limit). Reuse-mode workers run their live instances on the work-stealing runtime, and
     // every request to them would cross threads twice: measured, Python's reuse mode served
     // 28 % fewer requests at 8 connections, so such projects keep the work-stealing runtime.
-    let per_core = per_core && limits.timeout.is_some() && !reuse;
-    wws_server::serve(listener, app, shutdown_signal(), drain, per_core).await?;
+    let serving = wws_server::Serving {
+        per_core: serving.per_core && limits.timeout.is_some() && !reuse,
+        ..serving
+    };
+    wws_server::serve(listener, app, shutdown_signal(), drain, serving).await?;
     Ok(ExitCode::SUCCESS)
 }
 
