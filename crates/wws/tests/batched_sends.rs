@@ -66,16 +66,13 @@ fn concurrent_clients(batch_sends: bool) {
                 for request in 0..25 {
                     let sent = body(client, request);
                     http1::write_request(&mut conn, "POST", "/echo?raw=1", &sent);
-                    let (head, received) = http1::read_response(&mut conn);
-                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                    let received = read_ok(&mut conn);
                     assert!(
                         received == sent,
                         "client {client} request {request}: wrong body"
                     );
                     http1::write_request(&mut conn, "GET", "/small.txt", b"");
-                    let (head, received) = http1::read_response(&mut conn);
-                    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-                    assert_eq!(received, b"a static file\n");
+                    assert_eq!(read_ok(&mut conn), b"a static file\n");
                 }
             })
         })
@@ -120,9 +117,7 @@ fn pipelined(batch_sends: bool) {
         wws.wait_for_output("full=1");
     }
     for (request, sent) in requests.iter().enumerate() {
-        let (head, received) = http1::read_response(&mut conn);
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert!(received == *sent, "request {request}: wrong body");
+        assert!(read_ok(&mut conn) == *sent, "request {request}: wrong body");
     }
     sender.join().unwrap();
 }
@@ -149,10 +144,15 @@ fn a_response_the_socket_could_not_take_goes_out_once_the_client_reads() {
         wws.wait_for_count(SENT, requests.len());
     }
     for (request, sent) in requests.iter().enumerate() {
-        let (head, received) = http1::read_response(&mut conn);
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert!(received == *sent, "request {request}: wrong body");
+        assert!(read_ok(&mut conn) == *sent, "request {request}: wrong body");
     }
+}
+
+/// The body of the next response, which must be a 200.
+fn read_ok(conn: &mut std::net::TcpStream) -> Vec<u8> {
+    let (head, body) = http1::read_response(conn);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body
 }
 
 /// What the server logs for each batched send.
