@@ -348,14 +348,42 @@ impl Follow {
 impl Drop for Follow {
     fn drop(&mut self) {
         self.lanes[self.at].open.fetch_sub(1, Relaxed);
-        // A connection dropped without a shutdown (its task was cancelled): what it still
-        // holds is sent if the socket takes it now.
-        let mut held = self.held.lock();
-        if !held.bytes.is_empty() {
-            let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
-            let _ = rustix::net::send(&self.stream, &held.bytes, flags);
-            held.bytes.clear();
+        let bytes = std::mem::take(&mut self.held.lock().bytes);
+        if !bytes.is_empty() {
+            self.finish_later(bytes);
         }
+    }
+}
+
+/// How long a connection hyper dropped may take to accept the bytes it still held.
+const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Follow {
+    /// Hyper dropped the connection without a shutdown (a header-read timeout, an error, a
+    /// cancelled task) while bytes it wrote were held: to hyper that response was flushed, so
+    /// a task of its own sends the rest, for at most [`FINISH_TIMEOUT`], on a copy of the
+    /// socket's descriptor, and then closes it.
+    fn finish_later(&self, bytes: Vec<u8>) {
+        let stream = Handle::try_current()
+            .map_err(io::Error::other)
+            .and_then(|handle| {
+                let socket = std::net::TcpStream::from(self.stream.as_fd().try_clone_to_owned()?);
+                let _on = handle.enter();
+                Ok((handle.clone(), tokio::net::TcpStream::from_std(socket)?))
+            });
+        let (handle, mut stream) = match stream {
+            Ok(stream) => stream,
+            Err(err) => {
+                return tracing::debug!("a dropped connection's last bytes are lost: {err}");
+            }
+        };
+        drop(handle.spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            let sent = tokio::time::timeout(FINISH_TIMEOUT, stream.write_all(&bytes)).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                tracing::debug!("a dropped connection's client did not take its last bytes");
+            }
+        }));
     }
 }
 

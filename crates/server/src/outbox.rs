@@ -16,8 +16,10 @@
 //! [`MAX_QUEUED`] connections are waiting or the first has waited [`MAX_HOLD`], so a busy
 //! thread never holds a response for long. Sends never block (`MSG_DONTWAIT`): what a full
 //! socket did not take stays held, and the connection sends it itself, waiting for the socket
-//! like any write. Where io_uring is not available (an old kernel, a seccomp filter), every
-//! write goes straight to its socket.
+//! like any write. A connection hyper drops while bytes are held (to hyper they were flushed)
+//! hands them to a task that finishes sending them (`Follow::finish_later` in `cores.rs`).
+//! Where io_uring or its send operation is not available (a kernel before 5.6, a seccomp
+//! filter), or after the ring failed, every write goes straight to its socket.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -102,14 +104,10 @@ thread_local! {
     static OUTBOX: RefCell<Option<Outbox>> = const { RefCell::new(None) };
 }
 
-/// Gives the calling thread an outbox; false when io_uring is not available here.
+/// Gives the calling thread an outbox; false when io_uring, or its send operation (Linux 5.6),
+/// is not available here.
 pub(crate) fn install() -> bool {
-    let ring = IoUring::builder()
-        .setup_single_issuer()
-        .setup_coop_taskrun()
-        .build(RING_SIZE)
-        .or_else(|_| IoUring::new(RING_SIZE));
-    match ring {
+    match ring() {
         Ok(ring) => {
             OUTBOX.set(Some(Outbox {
                 ring,
@@ -125,23 +123,43 @@ pub(crate) fn install() -> bool {
     }
 }
 
+/// A ring whose kernel supports `IORING_OP_SEND`.
+fn ring() -> io::Result<IoUring> {
+    let ring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_coop_taskrun()
+        .build(RING_SIZE)
+        .or_else(|_| IoUring::new(RING_SIZE))?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    if !probe.is_supported(opcode::Send::CODE) {
+        return Err(io::Error::other("the kernel has no io_uring send"));
+    }
+    Ok(ring)
+}
+
 /// Whether writes on this thread may be held (it has an outbox).
 pub(crate) fn available() -> bool {
     OUTBOX.with_borrow(Option::is_some)
 }
 
-/// Queues a connection that now holds bytes; sends the queue when it is long.
+/// Queues a connection that now holds bytes; sends the queue when it is long. Without an
+/// outbox on this thread, the connection is marked to send its bytes itself.
 pub(crate) fn queue(held: &Arc<Held>, state: &mut HeldState) {
     if state.queued {
         return;
     }
-    state.queued = true;
     let queued = OUTBOX.with_borrow_mut(|outbox| {
-        outbox.as_mut().map_or(0, |outbox| {
+        outbox.as_mut().map(|outbox| {
             outbox.queue.push(held.clone());
             outbox.queue.len()
         })
     });
+    let Some(queued) = queued else {
+        state.blocked = true;
+        return;
+    };
+    state.queued = true;
     if queued == 1 {
         SINCE.set(Some(Instant::now()));
     }
@@ -167,6 +185,10 @@ pub(crate) fn send_if_due() {
     }
 }
 
+/// A buffer with more room than this is freed once it is empty, so that idle connections do
+/// not each keep the room their largest response needed.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
 /// Sends every queued connection's held bytes, in one system call per [`RING_SIZE`]
 /// connections. Called by the serving thread before it parks.
 pub(crate) fn flush() {
@@ -177,19 +199,23 @@ pub(crate) fn flush() {
         _ => None,
     });
     let Some(mut queue) = queue else { return };
+    // Woken once no connection is locked.
+    let mut wake = Vec::new();
     for batch in queue.chunks(RING_SIZE as usize) {
         let mut states: Vec<_> = batch.iter().map(|held| held.lock()).collect();
-        let sent = OUTBOX.with_borrow_mut(|outbox| match outbox {
-            Some(outbox) => send(&mut outbox.ring, &mut states),
-            None => Err(io::Error::other("no outbox")),
-        });
-        if let Err(err) = sent {
-            // The ring failed as a whole: each connection sends its bytes itself.
-            tracing::debug!("batched send failed ({err}): connections send their own");
-            for state in &mut states {
-                state.blocked = !state.bytes.is_empty();
+        let sent = OUTBOX.with_borrow_mut(|slot| {
+            let outbox = slot.as_mut()?;
+            let sent = send(&mut outbox.ring, &mut states);
+            if let Err(err) = &sent {
+                // None of this batch's sends reached the kernel (see `send`): dropping the
+                // ring drops them. The thread writes each response on its own from now on.
+                tracing::warn!(
+                    "batched sends failed ({err}): this serving thread writes each response on its own from now on"
+                );
+                *slot = None;
             }
-        }
+            Some(sent.is_ok())
+        });
         let full = states.iter().filter(|state| state.blocked).count();
         tracing::trace!(
             connections = states.len(),
@@ -198,13 +224,20 @@ pub(crate) fn flush() {
         );
         for state in &mut states {
             state.queued = false;
+            if sent != Some(true) && !state.bytes.is_empty() {
+                state.blocked = true;
+            }
             if state.must_send()
                 && let Some(waker) = &state.waker
             {
-                waker.wake_by_ref();
+                wake.push(waker.clone());
+            }
+            if state.bytes.is_empty() && state.bytes.capacity() > KEEP_CAPACITY {
+                state.bytes = Vec::new();
             }
         }
     }
+    wake.into_iter().for_each(Waker::wake);
     // Keep the queue's allocation for the next round.
     queue.clear();
     OUTBOX.with_borrow_mut(|outbox| {
@@ -216,12 +249,16 @@ pub(crate) fn flush() {
     });
 }
 
-/// Submits one non-blocking send per state with bytes, waits for all of them (they complete
-/// at once: a full socket answers `EAGAIN`), and records what each one sent.
+/// Submits one non-blocking send per state with bytes and records what each one sent. They
+/// complete at once (`MSG_DONTWAIT`: a full socket answers `EAGAIN`), so all are reaped before
+/// this returns. An error means the kernel saw none of the sends; the ring must then be
+/// dropped. A send the kernel may still be reading (which `MSG_DONTWAIT` rules out) would fail
+/// its connection, its buffer leaked rather than freed under the kernel.
 fn send(ring: &mut IoUring, states: &mut [MutexGuard<'_, HeldState>]) -> io::Result<()> {
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-    let mut submitted = 0;
-    for (i, state) in states.iter().enumerate() {
+    // Indices into `states`, in submission order.
+    let mut pushed = Vec::with_capacity(states.len());
+    for (i, state) in states.iter_mut().enumerate() {
         if state.bytes.is_empty() {
             continue;
         }
@@ -235,45 +272,87 @@ fn send(ring: &mut IoUring, states: &mut [MutexGuard<'_, HeldState>]) -> io::Res
             reason = "the buffer stays alive and unchanged until its completion is reaped below"
         )]
         // SAFETY: `state.bytes` is locked by the guard in `states`, which outlives this
-        // function, and every submitted entry's completion is reaped before it returns. The
-        // queue has room: at most RING_SIZE entries are pushed per call and each call reaps all.
-        let pushed = unsafe { ring.submission().push(&entry) };
-        if pushed.is_err() {
-            break;
+        // function, and every entry the kernel takes is reaped before it returns, or its
+        // buffer is leaked (below).
+        let room = unsafe { ring.submission().push(&entry) };
+        match room {
+            Ok(()) => pushed.push(i),
+            // A full queue (never, with at most RING_SIZE entries per call): it sends itself.
+            Err(_) => state.blocked = true,
         }
-        submitted += 1;
     }
+    let mut done = vec![false; states.len()];
     let mut reaped = 0;
-    while reaped < submitted {
-        match ring.submit_and_wait(submitted - reaped) {
-            Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) if reaped == 0 && ring.completion().is_empty() => return Err(err),
-            Err(_) => {}
+    let mut failures = 0;
+    while reaped < pushed.len() {
+        if let Err(err) = ring.submit_and_wait(pushed.len() - reaped) {
+            let retry = matches!(
+                err.raw_os_error(),
+                Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+            );
+            failures += 1;
+            if !retry || failures > 100 {
+                reaped += reap(ring, states, &mut done);
+                let unseen = ring.submission().len();
+                if reaped + unseen < pushed.len() {
+                    abandon(states, &pushed[..pushed.len() - unseen], &done, &err);
+                }
+                return Err(err);
+            }
         }
-        for completion in ring.completion() {
-            reaped += 1;
-            let Some(state) = usize::try_from(completion.user_data())
-                .ok()
-                .and_then(|i| states.get_mut(i))
-            else {
-                continue;
-            };
-            record(state, completion.result());
-        }
+        reaped += reap(ring, states, &mut done);
     }
     Ok(())
 }
 
+/// Records the completions that arrived; returns how many.
+fn reap(ring: &mut IoUring, states: &mut [MutexGuard<'_, HeldState>], done: &mut [bool]) -> usize {
+    let mut reaped = 0;
+    for completion in ring.completion() {
+        reaped += 1;
+        let Some(i) = usize::try_from(completion.user_data())
+            .ok()
+            .filter(|&i| i < states.len())
+        else {
+            continue;
+        };
+        done[i] = true;
+        record(&mut states[i], completion.result());
+    }
+    reaped
+}
+
+/// Fails the connections whose sends the kernel took and never completed: how much of their
+/// bytes went out is unknown, so their streams cannot go on. Their buffers are leaked, since
+/// the kernel may still read them.
+fn abandon(
+    states: &mut [MutexGuard<'_, HeldState>],
+    taken: &[usize],
+    done: &[bool],
+    err: &io::Error,
+) {
+    for &i in taken.iter().filter(|&&i| !done[i]) {
+        std::mem::forget(std::mem::take(&mut states[i].bytes));
+        states[i].error = Some(io::Error::new(
+            err.kind(),
+            format!("a batched send did not complete: {err}"),
+        ));
+    }
+}
+
 /// Applies a send's result: the bytes it sent leave the state; a full socket or a partial
-/// send leaves the rest for the connection to send; an error is kept for it to return.
+/// send leaves the rest for the connection to send; an error is kept for it to return. A
+/// send the ring cannot do (`EINVAL`, `EOPNOTSUPP`) is left for the connection, whose own
+/// write reports any real error.
 fn record(state: &mut HeldState, result: i32) {
     match usize::try_from(result) {
         Ok(sent) => {
             state.bytes.drain(..sent.min(state.bytes.len()));
             state.blocked = !state.bytes.is_empty();
         }
-        Err(_) if -result == libc::EAGAIN => state.blocked = true,
+        Err(_) if matches!(-result, libc::EAGAIN | libc::EINVAL | libc::EOPNOTSUPP) => {
+            state.blocked = true;
+        }
         Err(_) => {
             state.error = Some(io::Error::from_raw_os_error(-result));
             state.bytes.clear();
@@ -375,6 +454,11 @@ mod tests {
         assert!(state.blocked);
         record(&mut state, 5);
         assert!(state.bytes.is_empty() && !state.blocked);
+        // A send the ring cannot do is left to the connection, not taken for its error.
+        state.bytes.extend_from_slice(b"x");
+        record(&mut state, -libc::EINVAL);
+        assert!(state.blocked && state.error.is_none() && state.bytes == b"x");
+        state.bytes.clear();
         state.bytes.extend_from_slice(b"x");
         record(&mut state, -libc::EPIPE);
         assert!(state.bytes.is_empty());

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use std::io::Write as _;
+use std::time::Duration;
 
 use wws_test_support::Wws;
 use wws_test_support::fixtures::Project;
@@ -124,28 +125,56 @@ fn pipelined(batch_sends: bool) {
 
 #[test]
 fn a_response_the_socket_could_not_take_goes_out_once_the_client_reads() {
-    // One request at a time, each answered and its batched send done before the next goes,
-    // and nothing read: the connection waits for its next request when a batched send finds
-    // the socket full. The rest of that response must still go out once the client reads.
-    let (_p, wws, batching) = start(true);
-    if !batching {
+    // Reads time out well before the server's own 30 s header-read timeout, after which it
+    // drops the connection (the next test).
+    let Some((_p, wws, mut conn)) = batching_connection(Duration::from_secs(10)) else {
         return;
+    };
+    for (request, sent) in fill_until_full(&wws, &mut conn).iter().enumerate() {
+        assert!(read_ok(&mut conn) == *sent, "request {request}: wrong body");
     }
-    let mut conn = http1::connect(&wws.url(""));
-    // Well before the server's own 30 s header-read timeout, whose shutdown would send it too.
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
+}
+
+#[test]
+fn a_held_response_still_goes_out_after_the_server_dropped_its_connection() {
+    // As above, but the client reads only once the server gave up waiting for its next
+    // request (the 30 s header-read timeout) and dropped the connection: to hyper the last
+    // response was sent, so its held rest must still reach the client.
+    let Some((_p, wws, mut conn)) = batching_connection(Duration::from_secs(60)) else {
+        return;
+    };
+    let requests = fill_until_full(&wws, &mut conn);
+    wws.wait_for_output("connection closed");
+    for (request, sent) in requests.iter().enumerate() {
+        assert!(read_ok(&mut conn) == *sent, "request {request}: wrong body");
+    }
+}
+
+/// A server that batches sends and a connection to it whose reads time out after
+/// `read_timeout`; `None` where io_uring is not allowed.
+fn batching_connection(read_timeout: Duration) -> Option<(Project, Wws, std::net::TcpStream)> {
+    let (p, wws, batching) = start(true);
+    if !batching {
+        return None;
+    }
+    let conn = http1::connect(&wws.url(""));
+    conn.set_read_timeout(Some(read_timeout)).unwrap();
+    Some((p, wws, conn))
+}
+
+/// Sends requests one at a time, each answered and its batched send done before the next
+/// goes, and reads nothing: the connection waits for its next request when a batched send
+/// finds the socket full. Returns the request bodies, which the responses echo.
+fn fill_until_full(wws: &Wws, conn: &mut std::net::TcpStream) -> Vec<Vec<u8>> {
     let mut requests = Vec::new();
     while !wws.output().contains("full=1") {
         assert!(requests.len() < 2000, "the socket never filled");
         let body = held_body(requests.len());
-        http1::write_request(&mut conn, "POST", "/echo?raw=1", &body);
+        http1::write_request(conn, "POST", "/echo?raw=1", &body);
         requests.push(body);
         wws.wait_for_count(SENT, requests.len());
     }
-    for (request, sent) in requests.iter().enumerate() {
-        assert!(read_ok(&mut conn) == *sent, "request {request}: wrong body");
-    }
+    requests
 }
 
 /// The body of the next response, which must be a 200.
