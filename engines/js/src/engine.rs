@@ -35,6 +35,13 @@ const REQUEST_HEAP: usize = 16 << 20;
 unsafe extern "C" {
     /// Added to QuickJS by `patches/quickjs-immortal-snapshot-objects.patch`.
     fn JS_MakeLiveObjectsImmortal(rt: *mut qjs::JSRuntime);
+    /// Added to QuickJS by `patches/quickjs-arena-bypass.patch`.
+    fn JS_SetArenaBypass(rt: *mut qjs::JSRuntime, bypass: i32);
+}
+
+thread_local! {
+    /// The runtime serving the request, for the arena to reach when it fills up.
+    static RUNTIME: std::cell::Cell<*mut qjs::JSRuntime> = const { std::cell::Cell::new(std::ptr::null_mut()) };
 }
 
 /// In reuse mode, how much may be allocated past the loaded heap before the first collection.
@@ -63,7 +70,7 @@ impl Engine {
             format!("{worker_file}:1:1: Error: cannot read the worker source {SOURCE_PATH}: {e} (the host must mount the worker's folder at /src)")
         })?;
         host::begin_request();
-        let runtime = Runtime::new().map_err(|e| {
+        let runtime = Runtime::new_with_alloc(crate::arena::QuickJs).map_err(|e| {
             format!("{worker_file}:1:1: Error: cannot create the JavaScript runtime: {e}")
         })?;
         runtime.set_max_stack_size(MAX_STACK);
@@ -86,7 +93,8 @@ impl Engine {
             .map_err(|e| {
                 format!("{worker_file}:1:1: Error: the polyfills have no handle(): {e}")
             })?;
-        if std::env::var_os(crate::REUSE_VAR).is_none_or(|v| v != "1") {
+        let fresh = std::env::var_os(crate::REUSE_VAR).is_none_or(|v| v != "1");
+        if fresh {
             // A fresh instance serves one request from the snapshot and is thrown away:
             // what is alive now never needs freeing, and not counting references to it
             // spares every request the copy of the pages it lies on (~25 fewer of ~100).
@@ -94,6 +102,10 @@ impl Engine {
                 // SAFETY: the runtime is live and idle (no job or GC runs during the call).
                 unsafe { JS_MakeLiveObjectsImmortal(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) }
             });
+        }
+        if fresh {
+            // Last, so that nothing loading allocated lies past it.
+            crate::arena::reserve();
         }
         Ok(Engine {
             runtime,
@@ -111,6 +123,24 @@ impl Engine {
         let loaded = usize::try_from(self.runtime.memory_usage().malloc_size).unwrap_or(0);
         self.runtime
             .set_gc_threshold(loaded.saturating_add(REUSE_GC_HEADROOM));
+    }
+
+    /// Begins the one request of a fresh instance: from now on, what it allocates is laid out
+    /// in the request arena (see `arena`), QuickJS' blocks included.
+    pub fn begin_fresh(&self) {
+        // SAFETY: the context pointer is live.
+        let runtime = self
+            .context
+            .with(|ctx| unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) });
+        RUNTIME.with(|r| r.set(runtime));
+        // SAFETY: the runtime is live and idle.
+        unsafe { JS_SetArenaBypass(runtime, 1) };
+        crate::arena::begin(|| {
+            // The request arena is full: QuickJS' own arenas serve small blocks again.
+            // SAFETY: the runtime of this request, which is live; called from inside an
+            // allocation, where QuickJS reads the flag only for the next one.
+            RUNTIME.with(|r| unsafe { JS_SetArenaBypass(r.get(), 0) });
+        });
     }
 
     /// Ends a request in reuse mode: fetches it left in flight are forgotten (their answers

@@ -16,6 +16,7 @@
 //!   exit with code 1: a worker that does not load (in either export), or a handler that throws.
 //!   `console.*` writes to stderr; nothing else is written to stdout.
 
+mod arena;
 mod engine;
 mod host;
 mod http;
@@ -28,6 +29,10 @@ use std::cell::RefCell;
 use std::io::{BufRead, Read, Write};
 
 use engine::Engine;
+
+/// Fresh instances allocate from the request arena (see `arena`).
+#[global_allocator]
+static ALLOCATOR: arena::Rust = arena::Rust;
 
 thread_local! {
     /// The loaded engine: set by `wizer-initialize` (and then part of the snapshot) or by the
@@ -53,6 +58,7 @@ fn main() {
         if std::env::var_os(REUSE_VAR).is_some_and(|v| v == "1") {
             return serve_frames(engine);
         }
+        engine.begin_fresh();
         let mut input = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut input) {
             exit_with(&format!(
