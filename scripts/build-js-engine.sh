@@ -72,10 +72,13 @@ if [ "$(cat "$vendor/.wws-patch" 2>/dev/null)" != "$stamp" ]; then
   for patch_file in "${patches[@]}"; do
     patch --quiet --directory="$vendor" -p1 < "$patch_file"
   done
-  # rquickjs-sys' build script reruns only when its env vars change: a target dir built
-  # before would keep the old C code.
-  rm -rf "$target_dir"/wasm32-wasip1/release/build/rquickjs-sys-* "$target_dir"/wasm32-wasip1/release/.fingerprint/rquickjs-sys-*
   echo "$stamp" > "$vendor/.wws-patch"
+fi
+# rquickjs-sys' build script reruns only when its env vars change: a target dir that built
+# other patches would keep their C code.
+if [ "$(cat "$target_dir/.wws-patch" 2>/dev/null)" != "$stamp" ]; then
+  rm -rf "$target_dir"/wasm32-wasip1/release/build/rquickjs-sys-* "$target_dir"/wasm32-wasip1/release/.fingerprint/rquickjs-sys-*
+  echo "$stamp" > "$target_dir/.wws-patch"
 fi
 
 # Reproducibility: no absolute path of this machine may reach the binary.
