@@ -133,14 +133,16 @@ impl Engine {
             .context
             .with(|ctx| unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) });
         RUNTIME.with(|r| r.set(runtime));
-        // SAFETY: the runtime is live and idle.
-        unsafe { JS_SetArenaBypass(runtime, 1) };
-        crate::arena::begin(|| {
+        let began = crate::arena::begin(|| {
             // The request arena is full: QuickJS' own arenas serve small blocks again.
             // SAFETY: the runtime of this request, which is live; called from inside an
             // allocation, where QuickJS reads the flag only for the next one.
             RUNTIME.with(|r| unsafe { JS_SetArenaBypass(r.get(), 0) });
         });
+        if began {
+            // SAFETY: the runtime is live and idle.
+            unsafe { JS_SetArenaBypass(runtime, 1) };
+        }
     }
 
     /// Ends a request in reuse mode: fetches it left in flight are forgotten (their answers
