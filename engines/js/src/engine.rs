@@ -58,6 +58,8 @@ pub struct Engine {
     /// `internal.handle`, looked up once.
     handle: Persistent<Function<'static>>,
     worker_file: String,
+    /// Reuse mode (`WWS_REUSE=1`), read once while loading: one instance serves many requests.
+    pub reuse: bool,
 }
 
 impl Engine {
@@ -113,6 +115,7 @@ impl Engine {
             internal,
             handle,
             worker_file,
+            reuse: !fresh,
         })
     }
 

@@ -55,7 +55,7 @@ fn main() {
     ENGINE.with(|slot| {
         let mut slot = slot.borrow_mut();
         let engine = slot.get_or_insert_with(load_or_exit);
-        if std::env::var_os(REUSE_VAR).is_some_and(|v| v == "1") {
+        if engine.reuse {
             return serve_frames(engine);
         }
         engine.begin_fresh();
