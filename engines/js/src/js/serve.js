@@ -38,13 +38,15 @@ let fetchEventResponded;
 let fetchEventResponse;
 let fetchEventWaits;
 
+// A FetchEvent's response before respondWith() is called.
+const NOT_RESPONDED = Symbol("not responded");
+
 class FetchEvent extends Event {
   #request;
-  #response = null;
-  #responded = false;
+  #response = NOT_RESPONDED;
   #waits;
 
-  constructor(type, init = {}) {
+  constructor(type, init) {
     super(type, init);
     if (!init || !(init.request instanceof Request)) throw new TypeError("FetchEvent: init.request must be a Request");
     this.#request = init.request;
@@ -52,7 +54,7 @@ class FetchEvent extends Event {
   }
 
   static {
-    fetchEventResponded = (event) => event.#responded;
+    fetchEventResponded = (event) => event.#response !== NOT_RESPONDED;
     fetchEventResponse = (event) => event.#response;
     fetchEventWaits = (event) => event.#waits;
   }
@@ -62,8 +64,7 @@ class FetchEvent extends Event {
   }
 
   respondWith(response) {
-    if (this.#responded) throw new DOMException("FetchEvent.respondWith: the event was already responded to", "InvalidStateError");
-    this.#responded = true;
+    if (this.#response !== NOT_RESPONDED) throw new DOMException("FetchEvent.respondWith: the event was already responded to", "InvalidStateError");
     this.#response = response;
   }
 
