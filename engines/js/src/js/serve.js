@@ -140,20 +140,38 @@ function describeValue(value) {
   return typeof value === "string" ? "a string" : String(value);
 }
 
-// Runs the handler. Returns `{ response, waits }` at once: `response` is what the handler gave
-// (a Response, or a promise of one), `waits` the promises passed to waitUntil (it may still
-// grow). Throws what the handler threw synchronously.
+// The `ctx` of a module worker's fetch(request, env, ctx). Its methods live on the prototype:
+// a request builds no closures for them.
+class ExecutionContext {
+  #waits;
+  props = {};
+
+  constructor(waits) {
+    this.#waits = waits;
+  }
+
+  waitUntil(promise) {
+    this.#waits.push(Promise.resolve(promise));
+  }
+
+  passThroughOnException() {}
+}
+tag(ExecutionContext, "ExecutionContext");
+
+// The response a service-worker listener gave its event.
+function respondedWith(event) {
+  if (!fetchEventResponded(event)) throw new Error("no fetch listener called event.respondWith()");
+  return fetchEventResponse(event);
+}
+
+// Runs the handler. Returns `[response, waits]` at once (an array: cheaper to build than an
+// object): `response` is what the handler gave (a Response, or a promise of one), `waits` the
+// promises passed to waitUntil (it may still grow). Throws what the handler threw
+// synchronously.
 function dispatch(request) {
-  const waits = [];
   if (moduleHandler !== null) {
-    const ctx = {
-      waitUntil(promise) {
-        waits.push(Promise.resolve(promise));
-      },
-      passThroughOnException() {},
-      props: {},
-    };
-    return { response: moduleHandler.fetch(request, env, ctx), waits };
+    const waits = [];
+    return [moduleHandler.fetch(request, env, new ExecutionContext(waits)), waits];
   }
   const event = new FetchEvent("fetch", { request });
   let pending = null;
@@ -163,14 +181,11 @@ function dispatch(request) {
     if (returned && typeof returned.then === "function") (pending ||= []).push(returned);
     if (fetchEventResponded(event)) break;
   }
-  const responded = () => {
-    if (!fetchEventResponded(event)) throw new Error("no fetch listener called event.respondWith()");
-    return fetchEventResponse(event);
-  };
   // The standard wants respondWith() called synchronously; like the original wws, an async
   // listener may also call it after an await: its promise is waited for first.
-  const response = fetchEventResponded(event) || pending === null ? responded() : Promise.all(pending).then(responded);
-  return { response, waits: fetchEventWaits(event) };
+  const response =
+    fetchEventResponded(event) || pending === null ? respondedWith(event) : Promise.all(pending).then(() => respondedWith(event));
+  return [response, fetchEventWaits(event)];
 }
 
 // Markup: a document, or a fragment that starts with a tag (`<h1>Title</h1>`, `<p>`).
@@ -254,18 +269,20 @@ const TRAILER = Object.freeze({ body: null, status: 200, headers: [] });
 // synchronously, else a promise of it that never rejects.
 internal.handle = function handle(url, method, headers, body, kv, params) {
   beginRequest();
-  let dispatched;
+  let response;
+  let waits;
   try {
     setKvPairs(kv);
-    dispatched = dispatch(incomingRequest(url, method, headers, body, params));
-    if (dispatched.response instanceof Response) {
-      const outcome = complete(dispatched.response, dispatched.waits);
+    const dispatched = dispatch(incomingRequest(url, method, headers, body, params));
+    response = dispatched[0];
+    waits = dispatched[1];
+    if (response instanceof Response) {
+      const outcome = complete(response, waits);
       return outcome instanceof Promise ? outcome.catch(fail) : outcome;
     }
   } catch (error) {
     return fail(error);
   }
-  const { response, waits } = dispatched;
   return Promise.resolve(response)
     .then((settled) => complete(settled, waits))
     .catch(fail);
