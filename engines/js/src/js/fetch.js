@@ -80,7 +80,7 @@ class Request {
       this.#url = url.href;
     }
     this.#method = init.method !== undefined ? normalizeMethod(init.method) : from ? from.#method : "GET";
-    this.#headers = new Headers(init.headers !== undefined ? init.headers : from ? from.#headers : undefined);
+    this.#headers = new Headers(init.headers !== undefined ? init.headers : from ? from.#ownHeaders() : undefined);
     this.#params = from ? { ...from.#params } : {};
     this.#redirect = init.redirect !== undefined ? String(init.redirect) : from ? from.#redirect : "follow";
     this.#signal = init.signal || (from ? from.#signal : createSignal());
@@ -104,6 +104,7 @@ class Request {
   static {
     requestBody = (request) => request.#body;
     // The incoming request, from values the host already checked: no init object to read.
+    // `headers` is the host's [[name, value], ...] list, made a Headers on first use.
     requestFromHost = (url, method, headers, source, params) => {
       const request = new Request(trustedRequest, null);
       request.#url = url;
@@ -126,7 +127,14 @@ class Request {
   }
 
   get headers() {
-    return this.#headers;
+    return this.#ownHeaders();
+  }
+
+  // The incoming request's headers stay the host's list until something asks for them: a
+  // worker that never reads them does not pay for a Headers object.
+  #ownHeaders() {
+    const headers = this.#headers;
+    return Array.isArray(headers) ? (this.#headers = headersFromList(headers)) : headers;
   }
 
   // wws: the route parameters of `[id].js`-style routes, e.g. `{ id: "1" }`.
@@ -200,18 +208,18 @@ class Request {
   }
 
   blob() {
-    return this.#body.blob(this.#headers.get("content-type"));
+    return this.#body.blob(this.#ownHeaders().get("content-type"));
   }
 
   formData() {
-    return this.#body.formData(this.#headers.get("content-type"));
+    return this.#body.formData(this.#ownHeaders().get("content-type"));
   }
 
   clone() {
     const copy = new Request(trustedRequest, {
       url: this.#url,
       method: this.#method,
-      headers: new Headers(this.#headers),
+      headers: new Headers(this.#ownHeaders()),
       source: null,
       params: { ...this.#params },
     });
@@ -223,7 +231,7 @@ class Request {
   }
 
   [inspectSymbol]() {
-    return "Request { method: " + inspect(this.#method) + ", url: " + inspect(this.#url) + ", headers: " + inspect(this.#headers) + " }";
+    return "Request { method: " + inspect(this.#method) + ", url: " + inspect(this.#url) + ", headers: " + inspect(this.#ownHeaders()) + " }";
   }
 }
 tag(Request, "Request");

@@ -131,7 +131,7 @@ function incomingRequest(url, method, headers, body, params) {
   for (let i = 0; i < params.length; i++) {
     Object.defineProperty(paramsObject, params[i][0], { value: params[i][1], writable: true, enumerable: true, configurable: true });
   }
-  return requestFromHost(url, method, headersFromList(headers), body, paramsObject);
+  return requestFromHost(url, method, headers, body, paramsObject);
 }
 
 function describeValue(value) {
