@@ -20,6 +20,9 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::ffi::c_void;
+
+use rquickjs::qjs;
 use std::ptr;
 
 /// The arena's size: some 150 times what a hello request takes from it (~7 KiB), so that
@@ -364,34 +367,48 @@ fn from_snapshot(ptr: *mut u8) -> bool {
     (ptr as usize) < ARENA.heap_end.get()
 }
 
-/// QuickJS' allocator (`Runtime::new_with_alloc`).
-pub struct QuickJs;
+/// QuickJS' allocator, installed with `JS_SetMallocFunctions` (patches/): C functions QuickJS
+/// calls directly, without rquickjs' boxed allocator in between. It takes the blocks the
+/// default allocator handed out before it was installed: outside the arena, it passes them
+/// on to malloc, as the default one does.
+pub const QUICKJS: qjs::JSMallocFunctions = qjs::JSMallocFunctions {
+    js_calloc: Some(js_calloc),
+    js_malloc: Some(js_malloc),
+    js_free: Some(js_free),
+    js_realloc: Some(js_realloc),
+    js_malloc_usable_size: Some(js_malloc_usable_size),
+};
 
-// SAFETY: blocks are 8-byte aligned (the size of usize and of any QuickJS scalar), hold the
-// size asked for, and `usable_size` reports at least that.
-unsafe impl rquickjs::allocator::Allocator for QuickJs {
-    fn alloc(&mut self, size: usize) -> *mut u8 {
-        allocate(size)
-    }
+// `size_t` is u32 on wasm32, as usize is.
+unsafe extern "C" fn js_calloc(
+    _: *mut c_void,
+    count: qjs::size_t,
+    size: qjs::size_t,
+) -> *mut c_void {
+    allocate_zeroed(count as usize, size as usize).cast()
+}
 
-    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
-        allocate_zeroed(count, size)
-    }
+unsafe extern "C" fn js_malloc(_: *mut c_void, size: qjs::size_t) -> *mut c_void {
+    allocate(size as usize).cast()
+}
 
-    unsafe fn dealloc(&mut self, ptr: *mut u8) {
-        // SAFETY: QuickJS frees only what this allocator gave it.
-        unsafe { release(ptr) }
-    }
+unsafe extern "C" fn js_free(_: *mut c_void, ptr: *mut c_void) {
+    // SAFETY: QuickJS frees only blocks its allocator (this one, or malloc) gave it.
+    unsafe { release(ptr.cast()) }
+}
 
-    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
-        // SAFETY: as for dealloc.
-        unsafe { reallocate(ptr, new_size) }
-    }
+unsafe extern "C" fn js_realloc(
+    _: *mut c_void,
+    ptr: *mut c_void,
+    size: qjs::size_t,
+) -> *mut c_void {
+    // SAFETY: as for js_free.
+    unsafe { reallocate(ptr.cast(), size as usize).cast() }
+}
 
-    unsafe fn usable_size(ptr: *mut u8) -> usize {
-        // SAFETY: as for dealloc.
-        unsafe { usable_size(ptr) }
-    }
+unsafe extern "C" fn js_malloc_usable_size(ptr: *const c_void) -> qjs::size_t {
+    // SAFETY: as for js_free.
+    unsafe { usable_size(ptr.cast_mut().cast()) as qjs::size_t }
 }
 
 /// Rust's allocator: the same arena, and `System` (malloc) for what it does not serve.

@@ -37,6 +37,8 @@ unsafe extern "C" {
     fn JS_MakeLiveObjectsImmortal(rt: *mut qjs::JSRuntime);
     /// Added to QuickJS by `patches/quickjs-arena-bypass.patch`.
     fn JS_SetArenaBypass(rt: *mut qjs::JSRuntime, bypass: i32);
+    /// Added to QuickJS by `patches/quickjs-arena-bypass.patch`.
+    fn JS_SetMallocFunctions(rt: *mut qjs::JSRuntime, mf: *const qjs::JSMallocFunctions);
 }
 
 thread_local! {
@@ -72,13 +74,23 @@ impl Engine {
             format!("{worker_file}:1:1: Error: cannot read the worker source {SOURCE_PATH}: {e} (the host must mount the worker's folder at /src)")
         })?;
         host::begin_request();
-        let runtime = Runtime::new_with_alloc(crate::arena::QuickJs).map_err(|e| {
+        let runtime = Runtime::new().map_err(|e| {
             format!("{worker_file}:1:1: Error: cannot create the JavaScript runtime: {e}")
         })?;
         runtime.set_max_stack_size(MAX_STACK);
         let context = Context::full(&runtime).map_err(|e| {
             format!("{worker_file}:1:1: Error: cannot create the JavaScript context: {e}")
         })?;
+        context.with(|ctx| {
+            // SAFETY: the runtime is live and idle; the arena's functions take the blocks the
+            // default allocator handed out so far (they pass them on to malloc, as it does).
+            unsafe {
+                JS_SetMallocFunctions(
+                    qjs::JS_GetRuntime(ctx.as_raw().as_ptr()),
+                    &crate::arena::QUICKJS,
+                )
+            }
+        });
         let internal = context.with(|ctx| load_in(&ctx, &source, &worker_file))?;
         // A request starts from the snapshot every time: a cycle collection it triggers is
         // paid by every request. Let each one allocate REQUEST_HEAP before the first one.
