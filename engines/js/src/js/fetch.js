@@ -87,7 +87,7 @@ class Request {
     this.#init = { cache: init.cache, credentials: init.credentials, integrity: init.integrity, keepalive: init.keepalive, mode: init.mode, referrer: init.referrer, referrerPolicy: init.referrerPolicy };
     let bodyInit = init.body;
     if (bodyInit === undefined && from) {
-      if (from.#body.isUsed()) throw new TypeError("Request: the body of the input request has already been read");
+      if (from.#ownBody().isUsed()) throw new TypeError("Request: the body of the input request has already been read");
       this.#body = from.#body;
       from.#body = new BodyState(null);
       from.#body.used = true;
@@ -102,17 +102,17 @@ class Request {
   }
 
   static {
-    requestBody = (request) => request.#body;
+    requestBody = (request) => request.#ownBody();
     // The incoming request, from values the host already checked: no init object to read.
-    // `headers` is the host's [[name, value], ...] list, made a Headers on first use.
+    // `headers` is the host's [[name, value], ...] list, made a Headers on first use; `source`
+    // the body (a string, bytes or null), made a BodyState on first use.
     requestFromHost = (url, method, headers, source, params) => {
       const request = new Request(trustedRequest, null);
       request.#url = url;
       request.#method = method;
       request.#headers = headers;
-      request.#body = new BodyState(source);
-      // Workers written for the original read the body as a string (see BodyState).
-      if (typeof source === "string" || source === null) request.#body.readsAsText = source || "";
+      // The body's state is made on first use (see #ownBody): here, only its source.
+      request.#body = source;
       request.#params = params;
       return request;
     };
@@ -128,6 +128,16 @@ class Request {
 
   get headers() {
     return this.#ownHeaders();
+  }
+
+  // The incoming request's body stays its source until something reads it.
+  #ownBody() {
+    const body = this.#body;
+    if (body instanceof BodyState) return body;
+    const state = new BodyState(body);
+    // Workers written for the original read the body as a string (see BodyState).
+    if (typeof body === "string" || body === null) state.readsAsText = body || "";
+    return (this.#body = state);
   }
 
   // The incoming request's headers stay the host's list until something asks for them: a
@@ -184,35 +194,35 @@ class Request {
   }
 
   get body() {
-    return this.#body.getStream();
+    return this.#ownBody().getStream();
   }
 
   get bodyUsed() {
-    return this.#body.isUsed();
+    return this.#ownBody().isUsed();
   }
 
   text() {
-    return this.#body.text();
+    return this.#ownBody().text();
   }
 
   json() {
-    return this.#body.json();
+    return this.#ownBody().json();
   }
 
   arrayBuffer() {
-    return this.#body.arrayBuffer();
+    return this.#ownBody().arrayBuffer();
   }
 
   bytes() {
-    return this.#body.bytes();
+    return this.#ownBody().bytes();
   }
 
   blob() {
-    return this.#body.blob(this.#ownHeaders().get("content-type"));
+    return this.#ownBody().blob(this.#ownHeaders().get("content-type"));
   }
 
   formData() {
-    return this.#body.formData(this.#ownHeaders().get("content-type"));
+    return this.#ownBody().formData(this.#ownHeaders().get("content-type"));
   }
 
   clone() {
@@ -223,7 +233,7 @@ class Request {
       source: null,
       params: { ...this.#params },
     });
-    copy.#body = this.#body.clone();
+    copy.#body = this.#ownBody().clone();
     copy.#signal = this.#signal;
     copy.#redirect = this.#redirect;
     copy.#init = this.#init;
