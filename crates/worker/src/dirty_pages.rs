@@ -4,10 +4,12 @@
 //! pages with one `PAGEMAP_SCAN` and copying the image back over them. It takes at most 32
 //! runs of such pages (`MAX_REGIONS` in wasmtime 48); everything past the 32nd run is
 //! decommitted, and the next request copy-on-write faults those pages in again: a fault each,
-//! plus a TLB-shootdown IPI while both CPUs serve. QuickJS writes reference counts all over
-//! its heap, about 100 pages in 48 runs per request. Making the pages in the narrowest gaps
-//! between runs private too joins runs until wasmtime keeps them all, so the pages stay
-//! resident, the memory is restored by copying about 120 pages, and no request faults.
+//! plus a TLB-shootdown IPI while both CPUs serve. A JS request can write pages all over the
+//! snapshot's heap: before the engine's request arena (`engines/js/src/arena.rs`), a hello
+//! wrote about 100 pages in 48 runs; it now writes 12, but a request that allocates a lot
+//! still writes hundreds. Making the pages in the narrowest gaps between runs private too
+//! joins runs until wasmtime keeps them all, so the pages stay resident, the memory is
+//! restored by copying them back, and no request faults.
 //!
 //! Private pages stay private across resets (wasmtime copies over them), so after the first
 //! request on a slot there is usually nothing to join. Once a worker's requests have needed
