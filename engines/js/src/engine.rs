@@ -116,8 +116,6 @@ impl Engine {
                 // SAFETY: the runtime is live and idle (no job or GC runs during the call).
                 unsafe { JS_MakeLiveObjectsImmortal(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) }
             });
-        }
-        if fresh {
             // Last, so that nothing loading allocated lies past it.
             crate::arena::reserve();
         }
