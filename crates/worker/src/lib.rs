@@ -20,6 +20,7 @@ mod offload;
 mod outbound;
 mod program;
 pub mod protocol;
+mod release;
 mod reuse;
 mod ruby;
 pub mod ruby_snapshot;

@@ -18,6 +18,7 @@ use crate::error::RunError;
 use crate::host::{self, ComponentHost, CoreHost, CpuBudget, HostState};
 use crate::offload;
 use crate::program::{Code, Entrypoint, Program};
+use crate::release;
 use crate::reuse;
 use crate::ruby;
 use crate::sink::{OutputBuffer, OutputLimit, SinkStream};
@@ -335,6 +336,7 @@ impl Worker {
             Kind::Component(pre) => crate::slots::component_cost(pre.instance_pre().component()),
             _ => 1,
         };
+        release::flush();
         let slot = self.engine.slots().acquire(cost).await?;
         let limits = self.engine.limits();
         let stdout = OutputBuffer::new(limits.max_output_bytes);
@@ -365,7 +367,7 @@ impl Worker {
                 }
                 .await;
                 let result = classify(outcome, store.data().cpu.exhausted, limits);
-                release_later(move || drop((store, slot)));
+                release::later(move || drop((store, slot)));
                 result
             }
             Kind::Command(core) | Kind::Reactor(core) | Kind::Ruby(core, ..) => {
@@ -398,7 +400,7 @@ impl Worker {
                 .await;
                 let result = classify(outcome, store.data().cpu.exhausted, limits);
                 let coalescer = self.coalescer.clone();
-                release_later(move || {
+                release::later(move || {
                     if let (Some(coalescer), Some(memory)) = (coalescer, memory) {
                         coalescer.after_run(memory.data_mut(&mut store));
                     }
@@ -416,16 +418,6 @@ impl Worker {
 
     fn store<T: HostState>(&self, data: T) -> Store<T> {
         new_store(&self.engine, data)
-    }
-}
-
-/// Runs what a finished request leaves to do (resetting the instance's memory when its store
-/// drops, then freeing its slot) on a task of its own: the response goes out first, and the
-/// client does not wait for the reset (tens of microseconds for a JS snapshot).
-fn release_later(cleanup: impl FnOnce() + Send + 'static) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn(async move { cleanup() })),
-        Err(_) => cleanup(),
     }
 }
 

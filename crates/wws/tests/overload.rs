@@ -126,6 +126,39 @@ fn f5_components_under_concurrency_wait_for_slots_instead_of_failing() {
     assert!(!out.contains("concurrent limit"), "{out}");
 }
 
+#[test]
+fn one_slot_serves_request_after_request_from_every_thread() {
+    let p = Project::new();
+    p.wasm("hello.wasm", "hello").file(
+        "index.js",
+        "addEventListener('fetch', e => e.respondWith(new Response('js')));",
+    );
+    // A finished run keeps its slot until its thread's next request or an idle moment frees
+    // it (`release.rs`): with one slot, a request on the other thread must not wait for that
+    // beyond the short queue timeout.
+    let wws = serve(p.path(), 1, 2_000);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let wws = &wws;
+            s.spawn(move || {
+                let http = client();
+                for i in 0..25 {
+                    let (path, body) = if (t + i) % 2 == 0 {
+                        ("/", "js")
+                    } else {
+                        ("/hello", "Hello from wws")
+                    };
+                    let resp = http.get(wws.url(path)).send().unwrap();
+                    assert_eq!(resp.status(), 200, "thread {t} request {i} to {path}");
+                    assert_eq!(resp.text().unwrap(), body, "thread {t} request {i}");
+                }
+            });
+        }
+    });
+    let out = wws.output();
+    assert!(!out.contains("overloaded"), "{out}");
+}
+
 /// Python workers for the reuse tests: a counter in a module global, and `?crash=1` ends the
 /// interpreter (an uncaught exception in reuse mode exits the instance).
 const COUNTER_PY: &str = "served = 0\ndef worker(req):\n    global served\n    if \"crash=1\" in req.url:\n        raise RuntimeError(\"crash on request\")\n    served += 1\n    return Response(str(served))\n";
