@@ -114,33 +114,24 @@ class FormData {
 
   delete(name) {
     name = String(name);
-    this.#list = this.#list.filter(([k]) => k !== name);
+    this.#list = pairsWithout(this.#list, (pair) => pair[0] === name);
   }
 
   get(name) {
-    name = String(name);
-    const found = this.#list.find(([k]) => k === name);
-    return found ? found[1] : null;
+    const index = pairIndex(this.#list, String(name));
+    return index < 0 ? null : this.#list[index][1];
   }
 
   getAll(name) {
-    name = String(name);
-    return this.#list.filter(([k]) => k === name).map(([, v]) => v);
+    return pairValues(this.#list, String(name));
   }
 
   has(name) {
-    name = String(name);
-    return this.#list.some(([k]) => k === name);
+    return pairIndex(this.#list, String(name)) >= 0;
   }
 
   set(name, value, filename) {
-    const entry = formEntry(name, value, filename);
-    const index = this.#list.findIndex(([k]) => k === entry[0]);
-    if (index < 0) this.#list.push(entry);
-    else {
-      this.#list[index] = entry;
-      this.#list = this.#list.filter(([k], i) => k !== entry[0] || i === index);
-    }
+    this.#list = pairsSet(this.#list, formEntry(name, value, filename));
   }
 
   forEach(callback, thisArg) {

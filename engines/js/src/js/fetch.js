@@ -281,7 +281,7 @@ class Response {
       throw new TypeError(`Response: a response with status ${status} cannot have a body`);
     }
     this.#body = new BodyState(source);
-    if (type && (init.headers === undefined || !this.#headers.has("content-type"))) {
+    if (type && (init.headers === undefined || pairIndex(headersList(this.#headers), "content-type") < 0)) {
       headersAppendTrusted(this.#headers, "content-type", type);
       this.#impliedType = type;
     }

@@ -50,7 +50,7 @@ class Headers {
   constructor(init) {
     if (init === undefined || init === null) return;
     if (init instanceof Headers) {
-      this.#list = init.#list.map(([k, v]) => [k, v]);
+      this.#list = pairsCopy(init.#list);
     } else if (typeof init === "object" || typeof init === "function") {
       if (typeof init[Symbol.iterator] === "function") {
         for (const pair of init) {
@@ -118,7 +118,7 @@ class Headers {
   delete(name) {
     this.#check();
     name = headerName(name);
-    this.#list = this.#list.filter(([k]) => k !== name);
+    this.#list = pairsWithout(this.#list, (pair) => pair[0] === name);
   }
 
   get(name) {
@@ -131,24 +131,17 @@ class Headers {
   }
 
   getSetCookie() {
-    return this.#list.filter(([k]) => k === "set-cookie").map(([, v]) => v);
+    return pairValues(this.#list, "set-cookie");
   }
 
   has(name) {
     name = headerName(name);
-    return this.#list.some(([k]) => k === name);
+    return pairIndex(this.#list, name) >= 0;
   }
 
   set(name, value) {
     this.#check();
-    name = headerName(name);
-    value = headerValue(value);
-    const index = this.#list.findIndex(([k]) => k === name);
-    if (index < 0) this.#list.push([name, value]);
-    else {
-      this.#list[index] = [name, value];
-      this.#list = this.#list.filter(([k], i) => k !== name || i === index);
-    }
+    this.#list = pairsSet(this.#list, [headerName(name), headerValue(value)]);
   }
 
   // Sorted by name and combined, Set-Cookie values kept apart (the Fetch "sort and combine").

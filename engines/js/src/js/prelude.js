@@ -72,6 +72,53 @@ function concatBytes(chunks) {
   return out;
 }
 
+// Lists of [name, value] pairs (Headers, URLSearchParams, FormData) are searched with plain
+// loops: in QuickJS a callback such as `list.some(([k]) => k === name)` costs four times a loop
+// step, most of it for destructuring the pair through the iterator protocol.
+
+// The index of the first pair named `name`, or -1.
+function pairIndex(list, name) {
+  for (let i = 0; i < list.length; i++) if (list[i][0] === name) return i;
+  return -1;
+}
+
+// The values of the pairs named `name`, in order.
+function pairValues(list, name) {
+  const out = [];
+  for (let i = 0; i < list.length; i++) if (list[i][0] === name) out.push(list[i][1]);
+  return out;
+}
+
+// A new list without the pairs `drop(pair)` is true for.
+function pairsWithout(list, drop) {
+  const out = [];
+  for (let i = 0; i < list.length; i++) if (!drop(list[i])) out.push(list[i]);
+  return out;
+}
+
+// `list` with `pair` in place of the first pair of its name and the others of that name gone,
+// or with `pair` appended when there is none (the "set" of the standards).
+function pairsSet(list, pair) {
+  const index = pairIndex(list, pair[0]);
+  if (index < 0) {
+    list.push(pair);
+    return list;
+  }
+  const out = [];
+  for (let i = 0; i < list.length; i++) {
+    if (i === index) out.push(pair);
+    else if (list[i][0] !== pair[0]) out.push(list[i]);
+  }
+  return out;
+}
+
+// A copy of a pair list (the pairs copied too: they may be changed in place).
+function pairsCopy(list) {
+  const out = [];
+  for (let i = 0; i < list.length; i++) out.push([list[i][0], list[i][1]]);
+  return out;
+}
+
 // Reports an error nobody can catch (a throwing timer or microtask) like a browser does: on the
 // log, without stopping the request.
 function reportError(error) {

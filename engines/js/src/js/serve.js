@@ -215,11 +215,11 @@ function outputWith(response, body, text) {
   // the worker left to the default goes out as text/html only when it is HTML markup (it
   // starts with <!doctype html> or a tag such as <html>, <h1>, <p>), as text/plain otherwise.
   if (text !== null && text !== "" && (text[0] === "<" || text.charCodeAt(0) <= 32) && responseDefaultType(response) && HTML_MARKUP.test(text)) {
-    headers = headers.map(([name, value]) => [name, name === "content-type" ? "text/html;charset=UTF-8" : value]);
+    headers = headers.map((pair) => (pair[0] === "content-type" ? [pair[0], "text/html;charset=UTF-8"] : pair));
   }
   // wws serves an output without a type as text/html (the original's default); bytes of an
   // unknown type must not be, or a worker echoing a client's bytes serves their HTML.
-  if (body instanceof Uint8Array && body.byteLength !== 0 && !headers.some(([name]) => name === "content-type")) {
+  if (body instanceof Uint8Array && body.byteLength !== 0 && pairIndex(headers, "content-type") < 0) {
     headers = [...headers, ["content-type", "application/octet-stream"]];
   }
   return { body, status: response.status === 0 ? 500 : response.status, headers };
@@ -293,6 +293,9 @@ internal.handle = function handle(url, method, headers, body, kv, params) {
 // snapshot, so real requests do not pay for them. Leaves no trace in the worker's state.
 internal.warmUp = function warmUp() {
   setKvPairs([]);
+  // QuickJS creates a built-in method's function object on first use: `dispatch` calls the
+  // listeners through Function.prototype.call (3k instructions a request otherwise).
+  void Function.prototype.call;
   // Header names workers set most, checked once here (see `headerName`).
   for (const name of ["content-type", "Content-Type", "cache-control", "Cache-Control", "location", "Location", "set-cookie", "Set-Cookie", "access-control-allow-origin", "x-powered-by"]) headerName(name);
   const headers = [["host", "localhost"], ["accept", "*/*"], ["content-type", "text/plain"]];

@@ -608,7 +608,7 @@ class URLSearchParams {
 
   constructor(init = "") {
     if (init instanceof URLSearchParams) {
-      this.#list = init.#list.map(([k, v]) => [k, v]);
+      this.#list = pairsCopy(init.#list);
     } else if (init !== null && (typeof init === "object" || typeof init === "function")) {
       if (typeof init[Symbol.iterator] === "function") {
         for (const pair of init) {
@@ -651,35 +651,30 @@ class URLSearchParams {
 
   delete(name, value) {
     name = String(name);
-    this.#list = this.#list.filter(([k, v]) => !(k === name && (value === undefined || v === String(value))));
+    if (value !== undefined) value = String(value);
+    this.#list = pairsWithout(this.#list, (pair) => pair[0] === name && (value === undefined || pair[1] === value));
     this.#update();
   }
 
   get(name) {
-    name = String(name);
-    const found = this.#list.find(([k]) => k === name);
-    return found ? found[1] : null;
+    const index = pairIndex(this.#list, String(name));
+    return index < 0 ? null : this.#list[index][1];
   }
 
   getAll(name) {
-    name = String(name);
-    return this.#list.filter(([k]) => k === name).map(([, v]) => v);
+    return pairValues(this.#list, String(name));
   }
 
   has(name, value) {
     name = String(name);
-    return this.#list.some(([k, v]) => k === name && (value === undefined || v === String(value)));
+    if (value === undefined) return pairIndex(this.#list, name) >= 0;
+    value = String(value);
+    for (let i = 0; i < this.#list.length; i++) if (this.#list[i][0] === name && this.#list[i][1] === value) return true;
+    return false;
   }
 
   set(name, value) {
-    name = String(name);
-    value = String(value);
-    const index = this.#list.findIndex(([k]) => k === name);
-    if (index < 0) this.#list.push([name, value]);
-    else {
-      this.#list[index][1] = value;
-      this.#list = this.#list.filter(([k], i) => k !== name || i === index);
-    }
+    this.#list = pairsSet(this.#list, [String(name), String(value)]);
     this.#update();
   }
 
