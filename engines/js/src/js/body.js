@@ -828,14 +828,11 @@ function readingAsText(object, text) {
   return object;
 }
 
-// Common state and readers of a Request or Response body.
+// Common state and readers of a Request or Response body. Only `source` is set per instance;
+// `used`, `stream` and `readsAsText` start from the prototype's defaults (below) and become
+// the instance's own once set: every Request and Response has a BodyState, and in QuickJS each
+// property defined at construction costs about as much as a function call.
 class BodyState {
-  source;
-  used = false;
-  stream = null;
-  // The incoming request's text body, read as the original read it: see `readingAsText`.
-  readsAsText = null;
-
   constructor(source) {
     this.source = source;
   }
@@ -933,6 +930,10 @@ class BodyState {
     return new BodyState(this.source);
   }
 }
+BodyState.prototype.used = false;
+BodyState.prototype.stream = null;
+// The incoming request's text body, read as the original read it: see `readingAsText`.
+BodyState.prototype.readsAsText = null;
 
 defineGlobal("Blob", Blob);
 defineGlobal("File", File);

@@ -51,8 +51,6 @@ class Event {
   #type;
   #flags;
   #timeStamp;
-  target = null;
-  currentTarget = null;
 
   // (The default keeps Event.length at 1, as the standard has it.)
   constructor(type, init = undefined) {
@@ -101,6 +99,10 @@ class Event {
   }
 }
 tag(Event, "Event");
+// Set by dispatchEvent; null on the prototype until then, so that constructing an event (one
+// per request) defines no properties for them.
+Event.prototype.target = null;
+Event.prototype.currentTarget = null;
 
 class CustomEvent extends Event {
   #detail;

@@ -249,15 +249,27 @@ tag(Request, "Request");
 let responseBody;
 let responseDefaultType;
 let responseFromNetwork;
+let responseHeaderList;
 
+// `type`, `url` and `redirected` of a Response made by the worker (see `#origin`).
+const MADE_HERE = Object.freeze({ type: "default", url: "", redirected: false });
+const ERROR_ORIGIN = Object.freeze({ type: "error", url: "", redirected: false });
+
+// The header list of a Response whose only header is the Content-Type its string body implied
+// (see `#headers`); never changed, the output path copies before it changes anything.
+const TEXT_PLAIN_ONLY = Object.freeze([Object.freeze(["content-type", TEXT_PLAIN])]);
+
+// In QuickJS every field a constructor defines costs about a function call, and most
+// responses are built once, returned and never looked at again: so the rarely different
+// `type`/`url`/`redirected` share one field, and the Headers object is only made when something
+// asks for it.
 class Response {
   #status;
   #statusText;
+  // A Headers, or null while the headers are just the implied Content-Type (or none).
   #headers;
   #body;
-  #type = "default";
-  #url = "";
-  #redirected = false;
+  #origin = MADE_HERE;
   // The Content-Type the body implied, when the worker did not set one itself.
   #impliedType = null;
 
@@ -271,7 +283,7 @@ class Response {
     const statusText = init.statusText !== undefined ? String(init.statusText) : "";
     if (statusText !== "" && /[^\t\x20-\x7e\x80-\xff]/.test(statusText)) throw new TypeError("Response: the statusText contains invalid characters");
     this.#statusText = statusText;
-    this.#headers = new Headers(init.headers);
+    this.#headers = init.headers === undefined ? null : new Headers(init.headers);
     if (body instanceof String) body = String(body);
     // A string, the common case, without the object extractBody returns.
     let source = body;
@@ -281,10 +293,19 @@ class Response {
       throw new TypeError(`Response: a response with status ${status} cannot have a body`);
     }
     this.#body = new BodyState(source);
-    if (type && (init.headers === undefined || pairIndex(headersList(this.#headers), "content-type") < 0)) {
-      headersAppendTrusted(this.#headers, "content-type", type);
+    if (type && (this.#headers === null || pairIndex(headersList(this.#headers), "content-type") < 0)) {
+      if (this.#headers !== null) headersAppendTrusted(this.#headers, "content-type", type);
       this.#impliedType = type;
     }
+  }
+
+  // The Headers object, made on first use from the implied Content-Type.
+  #headerObject() {
+    if (this.#headers === null) {
+      const list = this.#impliedType === null ? [] : [["content-type", this.#impliedType]];
+      this.#headers = headersFromList(list);
+    }
+    return this.#headers;
   }
 
   static {
@@ -296,17 +317,22 @@ class Response {
       const nullBody = status === 204 || status === 205 || status === 304;
       const response = new Response(nullBody ? null : body, { status, headers });
       response.#statusText = STATUS_TEXT[status] || "";
-      response.#type = "basic";
-      response.#url = url;
-      response.#redirected = redirected;
+      response.#origin = Object.freeze({ type: "basic", url, redirected });
       response.#impliedType = null;
-      headersSetImmutable(response.#headers);
+      headersSetImmutable(response.#headerObject());
       return response;
     };
     // True when the Content-Type is the one a plain string body implied, not one the worker
     // chose (see `outputOf` in serve.js).
     responseDefaultType = (response) =>
-      response.#impliedType === TEXT_PLAIN && headersGetTrusted(response.#headers, "content-type") === response.#impliedType;
+      response.#impliedType === TEXT_PLAIN &&
+      (response.#headers === null || headersGetTrusted(response.#headers, "content-type") === response.#impliedType);
+    // The [[name, value], ...] list to send: read only.
+    responseHeaderList = (response) => {
+      if (response.#headers !== null) return headersList(response.#headers);
+      if (response.#impliedType === TEXT_PLAIN) return TEXT_PLAIN_ONLY;
+      return response.#impliedType === null ? [] : [["content-type", response.#impliedType]];
+    };
   }
 
   static json(data, init = {}) {
@@ -322,15 +348,15 @@ class Response {
     status = Number(status);
     if (![301, 302, 303, 307, 308].includes(status)) throw new RangeError(`Response.redirect: ${status} is not a redirect status (301, 302, 303, 307 or 308)`);
     const response = new Response(null, { status, headers: { location } });
-    headersSetImmutable(response.#headers);
+    headersSetImmutable(response.#headerObject());
     return response;
   }
 
   static error() {
     const response = new Response(null, { status: 200 });
     response.#status = 0;
-    response.#type = "error";
-    headersSetImmutable(response.#headers);
+    response.#origin = ERROR_ORIGIN;
+    headersSetImmutable(response.#headerObject());
     return response;
   }
 
@@ -347,19 +373,19 @@ class Response {
   }
 
   get headers() {
-    return this.#headers;
+    return this.#headerObject();
   }
 
   get type() {
-    return this.#type;
+    return this.#origin.type;
   }
 
   get url() {
-    return this.#url;
+    return this.#origin.url;
   }
 
   get redirected() {
-    return this.#redirected;
+    return this.#origin.redirected;
   }
 
   get body() {
@@ -387,26 +413,24 @@ class Response {
   }
 
   blob() {
-    return this.#body.blob(this.#headers.get("content-type"));
+    return this.#body.blob(this.#headerObject().get("content-type"));
   }
 
   formData() {
-    return this.#body.formData(this.#headers.get("content-type"));
+    return this.#body.formData(this.#headerObject().get("content-type"));
   }
 
   clone() {
-    const copy = new Response(null, { status: this.#status === 0 ? 200 : this.#status, statusText: this.#statusText, headers: this.#headers });
+    const copy = new Response(null, { status: this.#status === 0 ? 200 : this.#status, statusText: this.#statusText, headers: this.#headerObject() });
     copy.#status = this.#status;
     copy.#body = this.#body.clone();
-    copy.#type = this.#type;
-    copy.#url = this.#url;
-    copy.#redirected = this.#redirected;
+    copy.#origin = this.#origin;
     copy.#impliedType = this.#impliedType;
     return copy;
   }
 
   [inspectSymbol]() {
-    return "Response { status: " + this.#status + ", statusText: " + inspect(this.#statusText) + ", headers: " + inspect(this.#headers) + " }";
+    return "Response { status: " + this.#status + ", statusText: " + inspect(this.#statusText) + ", headers: " + inspect(this.#headerObject()) + " }";
   }
 }
 tag(Response, "Response");

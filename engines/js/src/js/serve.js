@@ -208,7 +208,7 @@ function outputOf(response) {
 
 // `body` is null, a string or a Uint8Array (sent base64-encoded); `text` the string body.
 function outputWith(response, body, text) {
-  let headers = headersList(response.headers);
+  let headers = responseHeaderList(response);
   // The original wws served every response as text/html unless the worker said otherwise, and
   // its examples return HTML from `new Response(html)`. The Fetch standard makes a string
   // body text/plain (and Hono's c.text() relies on that). Both hold: a string body whose type
