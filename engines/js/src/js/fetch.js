@@ -50,7 +50,7 @@ class Request {
   #body;
   #signal;
   #params;
-  #redirect;
+  // The request-init settings only a few getters read (`redirect`, `cache`, `mode`, ...).
   #init;
 
   constructor(input, init = {}) {
@@ -58,7 +58,6 @@ class Request {
       // (trustedRequest, {url, method, headers, source, params}), or (trustedRequest, null)
       // for requestFromHost, which sets the fields itself.
       this.#signal = null;
-      this.#redirect = "follow";
       this.#init = NO_INIT;
       if (init === null) return;
       this.#url = init.url;
@@ -68,7 +67,9 @@ class Request {
       this.#params = init.params;
       return;
     }
-    if (arguments.length === 0) throw new TypeError("Request: 1 argument required, but only 0 present");
+    // (Not `arguments.length`: QuickJS would build an arguments object for every request.
+    // An explicit undefined is no URL either.)
+    if (input === undefined) throw new TypeError("Request: the input (a URL or a Request) is required");
     init = init || {};
     const from = input instanceof Request ? input : null;
     if (from) {
@@ -82,9 +83,17 @@ class Request {
     this.#method = init.method !== undefined ? normalizeMethod(init.method) : from ? from.#method : "GET";
     this.#headers = new Headers(init.headers !== undefined ? init.headers : from ? from.#ownHeaders() : undefined);
     this.#params = from ? { ...from.#params } : {};
-    this.#redirect = init.redirect !== undefined ? String(init.redirect) : from ? from.#redirect : "follow";
     this.#signal = init.signal || (from ? from.#signal : createSignal());
-    this.#init = { cache: init.cache, credentials: init.credentials, integrity: init.integrity, keepalive: init.keepalive, mode: init.mode, referrer: init.referrer, referrerPolicy: init.referrerPolicy };
+    this.#init = {
+      redirect: init.redirect !== undefined ? String(init.redirect) : from ? from.redirect : "follow",
+      cache: init.cache,
+      credentials: init.credentials,
+      integrity: init.integrity,
+      keepalive: init.keepalive,
+      mode: init.mode,
+      referrer: init.referrer,
+      referrerPolicy: init.referrerPolicy,
+    };
     let bodyInit = init.body;
     if (bodyInit === undefined && from) {
       if (from.#ownBody().isUsed()) throw new TypeError("Request: the body of the input request has already been read");
@@ -158,7 +167,7 @@ class Request {
   }
 
   get redirect() {
-    return this.#redirect;
+    return this.#init.redirect || "follow";
   }
 
   get cache() {
@@ -235,7 +244,6 @@ class Request {
     });
     copy.#body = this.#ownBody().clone();
     copy.#signal = this.#signal;
-    copy.#redirect = this.#redirect;
     copy.#init = this.#init;
     return copy;
   }
