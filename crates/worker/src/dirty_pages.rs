@@ -13,9 +13,11 @@
 //!
 //! Private pages stay private across resets (wasmtime copies over them), so after the first
 //! request on a slot there is usually nothing to join. Once a worker's requests have needed
-//! nothing for a while, its [`Coalescer`] reads the page map after one request in eight only
-//! (the read is ~4 % of a JS request), and after every request again as soon as one needed
-//! joining: a slot that was missed faults a few pages per request until it is looked at.
+//! nothing for a while, its [`Coalescer`] reads the page map after one request in eight only,
+//! and after one in 64 once those looks found nothing either (a read is ~10 % of a JS
+//! request: one in eight still cost 1.5 % of a JS hello's CPU). As soon as one needed joining,
+//! it looks after every request again: a slot that was missed faults a few pages per request
+//! until it is looked at.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
@@ -46,16 +48,20 @@ fn pagemap() -> Option<&'static File> {
         .as_ref()
 }
 
-/// Requests in a row that needed no joining before a worker's memories are looked at less often.
+/// Looks in a row that found nothing to join before a worker's memories are looked at less
+/// often, and as many again before they are looked at rarely.
 const SETTLED: u32 = 64;
 
 /// Once settled, the page map is read after one request in this many.
 const SETTLED_EVERY: u32 = 8;
 
+/// Settled for long, after one request in this many.
+const RARELY_EVERY: u32 = 64;
+
 /// Decides, per worker, after which requests [`coalesce`] runs.
 #[derive(Debug, Default)]
 pub(crate) struct Coalescer {
-    /// Requests in a row whose memory needed no joining (saturates at [`SETTLED`]).
+    /// Looks in a row that found nothing to join (saturates at twice [`SETTLED`]).
     quiet: AtomicU32,
     /// Requests seen while settled.
     seen: AtomicU32,
@@ -64,12 +70,12 @@ pub(crate) struct Coalescer {
 impl Coalescer {
     /// Called after a request ran in `memory`, before wasmtime resets it.
     pub(crate) fn after_run(&self, memory: &mut [u8]) {
-        if self.quiet.load(Relaxed) >= SETTLED
-            && !self
-                .seen
-                .fetch_add(1, Relaxed)
-                .is_multiple_of(SETTLED_EVERY)
-        {
+        let every = match self.quiet.load(Relaxed) {
+            q if q < SETTLED => 1,
+            q if q < 2 * SETTLED => SETTLED_EVERY,
+            _ => RARELY_EVERY,
+        };
+        if every > 1 && !self.seen.fetch_add(1, Relaxed).is_multiple_of(every) {
             return;
         }
         if coalesce(memory) {
@@ -77,7 +83,7 @@ impl Coalescer {
         } else {
             let _ = self
                 .quiet
-                .fetch_update(Relaxed, Relaxed, |q| (q < SETTLED).then_some(q + 1));
+                .fetch_update(Relaxed, Relaxed, |q| (q < 2 * SETTLED).then_some(q + 1));
         }
     }
 }
@@ -145,7 +151,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_settled_worker_looks_at_one_request_in_eight_until_one_needs_joining() {
+    fn a_settled_worker_looks_at_one_request_in_eight_then_in_64() {
         let c = Coalescer::default();
         // An unaligned, too small "memory": `coalesce` finds nothing to do.
         let mut memory = [0u8; 8];
@@ -153,10 +159,24 @@ mod tests {
             c.after_run(&mut memory);
         }
         assert_eq!(c.quiet.load(Relaxed), SETTLED);
+        // Settled: one look in eight requests.
         for _ in 0..SETTLED_EVERY * 3 {
             c.after_run(&mut memory);
         }
-        assert_eq!(c.seen.load(Relaxed), SETTLED_EVERY * 3);
+        assert_eq!(c.quiet.load(Relaxed), SETTLED + 3);
+        for _ in 0..SETTLED_EVERY * (SETTLED - 3) {
+            c.after_run(&mut memory);
+        }
+        assert_eq!(c.quiet.load(Relaxed), 2 * SETTLED);
+        // Settled for long: one look in 64.
+        for _ in 0..RARELY_EVERY * 2 {
+            c.after_run(&mut memory);
+        }
+        assert_eq!(c.quiet.load(Relaxed), 2 * SETTLED, "saturates");
+        assert_eq!(
+            c.seen.load(Relaxed),
+            SETTLED_EVERY * SETTLED + RARELY_EVERY * 2
+        );
     }
 
     #[test]
