@@ -851,7 +851,8 @@ class BodyState {
   }
 
   isUsed() {
-    return this.used || (this.source instanceof ReadableStream && streamInternals(this.source).disturbed());
+    const source = this.source;
+    return this.used || (typeof source === "object" && source instanceof ReadableStream && streamInternals(source).disturbed());
   }
 
   #take(method) {

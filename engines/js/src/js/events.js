@@ -55,7 +55,7 @@ class Event {
   // (The default keeps Event.length at 1, as the standard has it.)
   constructor(type, init = undefined) {
     if (arguments.length === 0) throw new TypeError("Event: the type argument is required");
-    this.#type = String(type);
+    this.#type = typeof type === "string" ? type : String(type);
     this.#flags = init ? (init.bubbles ? BUBBLES : 0) | (init.cancelable ? CANCELABLE : 0) : 0;
     this.#timeStamp = host.now();
   }

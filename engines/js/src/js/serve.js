@@ -175,16 +175,16 @@ function dispatch(request) {
   }
   const event = new FetchEvent("fetch", { request });
   let pending = null;
-  for (let i = 0; i < fetchListeners.length; i++) {
+  let response = NOT_RESPONDED;
+  for (let i = 0; i < fetchListeners.length && response === NOT_RESPONDED; i++) {
     const listener = fetchListeners[i];
     const returned = typeof listener === "function" ? listener.call(globalThis, event) : listener.handleEvent(event);
     if (returned && typeof returned.then === "function") (pending ||= []).push(returned);
-    if (fetchEventResponded(event)) break;
+    response = fetchEventResponse(event);
   }
   // The standard wants respondWith() called synchronously; like the original wws, an async
   // listener may also call it after an await: its promise is waited for first.
-  const response =
-    fetchEventResponded(event) || pending === null ? respondedWith(event) : Promise.all(pending).then(() => respondedWith(event));
+  if (response === NOT_RESPONDED) response = pending === null ? respondedWith(event) : Promise.all(pending).then(() => respondedWith(event));
   return [response, fetchEventWaits(event)];
 }
 
@@ -200,7 +200,7 @@ function outputOf(response) {
   const body = responseBody(response);
   if (body.isUsed()) throw new TypeError("the body of the returned Response has already been read");
   const source = body.source;
-  if (source instanceof ReadableStream) {
+  if (typeof source === "object" && source instanceof ReadableStream) {
     return readAllBytes(source).then((bytes) => outputWith(response, bytes, null));
   }
   return outputWith(response, source, typeof source === "string" ? source : null);
