@@ -5,14 +5,17 @@
 //! exact shape `Headers` keeps internally (`[[name, value], ...]`).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rquickjs::{Array, Ctx, IntoJs, Result, TypedArray, Value};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// The request envelope as the host sends it; every field is optional.
+/// The request envelope as the host sends it; every field is optional. Objects are read
+/// straight into pair lists, in their order: no hash map (whose keys need a random seed from
+/// the host and SipHash) and no untagged enum (which buffers every value to try each shape).
 #[derive(Deserialize)]
 pub struct Incoming<'a> {
     #[serde(borrow, default)]
@@ -20,23 +23,225 @@ pub struct Incoming<'a> {
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    headers: Option<HashMap<Cow<'a, str>, OneOrMany<'a>>>,
+    headers: Pairs<'a, HeaderValues>,
     #[serde(borrow, default)]
     body: Option<Cow<'a, str>>,
     #[serde(default)]
     base64: Option<bool>,
     #[serde(borrow, default)]
-    kv: Option<HashMap<Cow<'a, str>, serde_json::Value>>,
+    kv: Pairs<'a, Text>,
     #[serde(borrow, default)]
-    params: Option<HashMap<Cow<'a, str>, serde_json::Value>>,
+    params: Pairs<'a, Text>,
 }
 
-/// A header value: one string, or several for a repeated header.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<'a> {
-    One(#[serde(borrow)] Cow<'a, str>),
-    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+/// A JSON object (or null) as `(key, value)` pairs; `V` says how a value is read and may
+/// yield none (a null) or several (a repeated header).
+pub struct Pairs<'a, V>(
+    Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    std::marker::PhantomData<V>,
+);
+
+impl<V> Default for Pairs<'_, V> {
+    fn default() -> Self {
+        Self(Vec::new(), std::marker::PhantomData)
+    }
+}
+
+/// How one object value becomes the pairs' values.
+trait ValueShape {
+    /// Reads one value, pushing `(key, value)` for each value it holds.
+    fn read<'de, A: MapAccess<'de>>(
+        map: &mut A,
+        key: Cow<'de, str>,
+        out: &mut Vec<(Cow<'de, str>, Cow<'de, str>)>,
+    ) -> std::result::Result<(), A::Error>;
+}
+
+/// A header's value: one string, or a list of them for a repeated header.
+pub struct HeaderValues;
+
+/// A `kv` or `params` value: a string; any other JSON value becomes its JSON text, nulls are
+/// left out.
+pub struct Text;
+
+impl<'de: 'a, 'a, V: ValueShape> Deserialize<'de> for Pairs<'a, V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Object<V>(std::marker::PhantomData<V>);
+        impl<'de, V: ValueShape> Visitor<'de> for Object<V> {
+            type Value = Vec<(Cow<'de, str>, Cow<'de, str>)>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(Str(key)) = map.next_key()? {
+                    V::read(&mut map, key, &mut out)?;
+                }
+                Ok(out)
+            }
+        }
+        let pairs = deserializer.deserialize_any(Object::<V>(std::marker::PhantomData))?;
+        Ok(Self(pairs, std::marker::PhantomData))
+    }
+}
+
+impl ValueShape for HeaderValues {
+    fn read<'de, A: MapAccess<'de>>(
+        map: &mut A,
+        key: Cow<'de, str>,
+        out: &mut Vec<(Cow<'de, str>, Cow<'de, str>)>,
+    ) -> std::result::Result<(), A::Error> {
+        match map.next_value::<StrOrList<'de>>()? {
+            StrOrList::One(value) => out.push((key, value)),
+            StrOrList::Many(values) => out.extend(values.into_iter().map(|v| (key.clone(), v))),
+            StrOrList::Null => {}
+        }
+        Ok(())
+    }
+}
+
+impl ValueShape for Text {
+    fn read<'de, A: MapAccess<'de>>(
+        map: &mut A,
+        key: Cow<'de, str>,
+        out: &mut Vec<(Cow<'de, str>, Cow<'de, str>)>,
+    ) -> std::result::Result<(), A::Error> {
+        if let Some(value) = map.next_value::<JsonText<'de>>()?.0 {
+            out.push((key, value));
+        }
+        Ok(())
+    }
+}
+
+/// A string, borrowed from the JSON when it has no escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        deserializer.deserialize_str(V).map(Str)
+    }
+}
+
+enum StrOrList<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+    Null,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for StrOrList<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrOrList<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a header value: a string or a list of strings")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+                Ok(StrOrList::One(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(StrOrList::One(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+                Ok(StrOrList::One(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+                Ok(StrOrList::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(2));
+                while let Some(Str(value)) = seq.next_element()? {
+                    values.push(value);
+                }
+                Ok(StrOrList::Many(values))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A string as it is, null as nothing, any other value as its JSON text.
+struct JsonText<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonText<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        fn json<E>(value: serde_json::Value) -> std::result::Result<JsonText<'static>, E> {
+            Ok(JsonText(Some(Cow::Owned(value.to_string()))))
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = JsonText<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+                Ok(JsonText(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(JsonText(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+                Ok(JsonText(Some(Cow::Owned(v))))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+                Ok(JsonText(None))
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<Self::Value, E> {
+                json(v.into())
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Self::Value, E> {
+                json(v.into())
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Self::Value, E> {
+                json(v.into())
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<Self::Value, E> {
+                json(v.into())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                json(serde_json::Value::deserialize(
+                    de::value::SeqAccessDeserializer::new(seq),
+                )?)
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                json(serde_json::Value::deserialize(
+                    de::value::MapAccessDeserializer::new(map),
+                )?)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 /// The arguments of `internal.handle(url, method, headers, body, kv, params)`.
@@ -66,21 +271,13 @@ impl<'a> Incoming<'a> {
             .unwrap_or("GET")
             .into_js(ctx)?;
         let headers = Array::new(ctx.clone())?;
-        let mut n = 0;
-        for (name, values) in self.headers.unwrap_or_default() {
+        for (n, (name, value)) in self.headers.0.into_iter().enumerate() {
             let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
                 Cow::Owned(name.to_ascii_lowercase())
             } else {
                 name
             };
-            let values = match values {
-                OneOrMany::One(value) => vec![value],
-                OneOrMany::Many(values) => values,
-            };
-            for value in values {
-                headers.set(n, pair(ctx, &name, value.into_js(ctx)?)?)?;
-                n += 1;
-            }
+            headers.set(n, pair(ctx, &name, value.into_js(ctx)?)?)?;
         }
         let body = match self.body.filter(|b| !b.is_empty()) {
             None => Value::new_null(ctx.clone()),
@@ -95,8 +292,8 @@ impl<'a> Incoming<'a> {
             method,
             headers,
             body,
-            kv: pairs(ctx, self.kv)?,
-            params: pairs(ctx, self.params)?,
+            kv: pairs(ctx, self.kv.0)?,
+            params: pairs(ctx, self.params.0)?,
         }))
     }
 }
@@ -108,22 +305,11 @@ fn pair<'js>(ctx: &Ctx<'js>, name: &str, value: Value<'js>) -> Result<Array<'js>
     Ok(pair)
 }
 
-/// A JSON object of strings as `[[key, value], ...]`; other values become their JSON text,
-/// nulls are left out.
-fn pairs<'js>(
-    ctx: &Ctx<'js>,
-    map: Option<HashMap<Cow<'_, str>, serde_json::Value>>,
-) -> Result<Array<'js>> {
+/// `[[key, value], ...]` for JS.
+fn pairs<'js>(ctx: &Ctx<'js>, list: Vec<(Cow<'_, str>, Cow<'_, str>)>) -> Result<Array<'js>> {
     let out = Array::new(ctx.clone())?;
-    let mut n = 0;
-    for (key, value) in map.unwrap_or_default() {
-        let value = match value {
-            serde_json::Value::Null => continue,
-            serde_json::Value::String(text) => text,
-            other => other.to_string(),
-        };
+    for (n, (key, value)) in list.into_iter().enumerate() {
         out.set(n, pair(ctx, &key, value.into_js(ctx)?)?)?;
-        n += 1;
     }
     Ok(out)
 }
