@@ -53,7 +53,7 @@ cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 # when a patch changes.
 vendor="$crate/vendor/rquickjs-sys"
 # Applied in this order (each patch says why).
-patches=("$crate/patches/rquickjs-sys-wasi-stack-limit.patch" "$crate/patches/quickjs-immortal-snapshot-objects.patch" "$crate/patches/quickjs-arena-bypass.patch" "$crate/patches/quickjs-instance-initial-size.patch")
+patches=("$crate/patches/rquickjs-sys-wasi-stack-limit.patch" "$crate/patches/quickjs-immortal-snapshot-objects.patch" "$crate/patches/quickjs-arena-bypass.patch" "$crate/patches/quickjs-instance-initial-size.patch" "$crate/patches/quickjs-keep-request-garbage.patch")
 rquickjs_sys_sha256=cee271d0eeba64f0915b846cb7ae02e16faf3dfdffdca91731101d9d30fe3423
 stamp="$(cat "${patches[@]}" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$vendor/.wws-patch" 2>/dev/null)" != "$stamp" ]; then
