@@ -433,14 +433,38 @@ const REUSE_WORKER: &str = r#"
 const instance = String(Math.random()).slice(2);
 let served = 0;
 let late = 0;
+let lastEvent = null;
+let lastRequest = null;
 addEventListener("fetch", (event) => event.respondWith((async () => {
   served += 1;
+  // Each request gets its own event and Request, made for it (the first one's were made
+  // while the snapshot was taken).
+  if (event === lastEvent || event.request === lastRequest) throw new Error("an earlier request's event came back");
+  if (!(event.timeStamp >= 0 && event.timeStamp <= performance.now())) throw new Error("timeStamp " + event.timeStamp);
+  lastEvent = event;
+  lastRequest = event.request;
   const q = new URL(event.request.url).searchParams;
   if (q.has("throw")) throw new Error("asked to fail");
   if (q.has("leave")) setTimeout(() => { late += 1; }, 1);
   const fetched = q.has("to") ? " " + (await (await fetch(q.get("to"))).text()) : "";
   return new Response(`${instance} ${served} ${late}${fetched}`);
 })()));
+"#;
+
+/// REUSE_WORKER as a module worker: its `ctx` and Request are its own on every request.
+const REUSE_MODULE: &str = r#"
+const instance = String(Math.random()).slice(2);
+let served = 0;
+let last = null;
+export default {
+  async fetch(request, env, ctx) {
+    served += 1;
+    if (last && (last.request === request || last.ctx === ctx)) throw new Error("an earlier request's ctx came back");
+    ctx.waitUntil(Promise.resolve());
+    last = { request, ctx };
+    return new Response(`${instance} ${served} 0 ${new URL(request.url).pathname}`);
+  },
+};
 "#;
 
 /// `(instance, requests it served, late timers, rest)` of one REUSE_WORKER answer.
@@ -473,7 +497,17 @@ fn reuse_mode_is_opt_in_and_keeps_module_state_between_requests() {
         "warm.toml",
         "version = \"1\"\n[runtime]\nreuse = true\n[features.http_requests]\nallowed_hosts = [\"127.0.0.1\"]\nallow_http = true\n",
     );
+    p.file("module.js", REUSE_MODULE);
+    p.file("module.toml", "version = \"1\"\n[runtime]\nreuse = true\n");
     let wws = start(&p).unwrap();
+
+    let mut most = 0;
+    for _ in 0..6 {
+        let (_, served, _, path) = reuse_answer(&wws, "/module");
+        assert_eq!(path, "/module");
+        most = most.max(served);
+    }
+    assert!(most >= 2, "no module instance served two requests");
 
     for _ in 0..3 {
         assert_eq!(

@@ -325,6 +325,8 @@ fn load_in<'js>(
     if let Ok(path) = std::env::var(WARM_UP_VAR) {
         warm_up_worker(ctx, &internal, &path, worker_file);
     }
+    call(&internal, "prepareSpares", ())
+        .map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
     // The warm-ups' output must not linger in the snapshot.
     host::take_output();
     // Whatever loading left unreachable should not be part of the snapshot.

@@ -37,6 +37,7 @@ tag(DOMException, "DOMException");
 
 // Accessors for private state that other classes of the polyfill need, set by static blocks.
 let eventIsStopped;
+let stampEvent;
 let createSignal;
 let signalAbort;
 
@@ -96,6 +97,10 @@ class Event {
 
   static {
     eventIsStopped = (event) => (event.#flags & STOPPED) !== 0;
+    // For an event made ahead of time (see `prepareSpares`): created now, as far as it knows.
+    stampEvent = (event) => {
+      event.#timeStamp = host.now();
+    };
   }
 }
 tag(Event, "Event");

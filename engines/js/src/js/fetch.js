@@ -39,6 +39,9 @@ const trustedRequest = Symbol("trusted request");
 
 let requestBody;
 let requestFromHost;
+// An incoming Request made while the snapshot was taken, for the first request to fill in
+// (see `prepareSpares` in serve.js).
+let spareRequest = null;
 
 // The request-init settings of a request made by the engine: all defaults.
 const NO_INIT = Object.freeze({});
@@ -116,7 +119,9 @@ class Request {
     // `headers` is the host's [[name, value], ...] list, made a Headers on first use; `source`
     // the body (a string, bytes or null), made a BodyState on first use.
     requestFromHost = (url, method, headers, source, params) => {
-      const request = new Request(trustedRequest, null);
+      let request = spareRequest;
+      if (request === null) request = new Request(trustedRequest, null);
+      else spareRequest = null;
       request.#url = url;
       request.#method = method;
       request.#headers = headers;
