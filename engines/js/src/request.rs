@@ -9,7 +9,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rquickjs::{Array, Ctx, IntoJs, Result, TypedArray, Value};
+use rquickjs::{Array, Ctx, IntoJs, Result, TypedArray, Value, qjs};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -270,15 +270,15 @@ impl<'a> Incoming<'a> {
             .filter(|m| !m.is_empty())
             .unwrap_or("GET")
             .into_js(ctx)?;
-        let headers = Array::new(ctx.clone())?;
-        for (n, (name, value)) in self.headers.0.into_iter().enumerate() {
+        let headers = self.headers.0.into_iter().map(|(name, value)| {
             let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
                 Cow::Owned(name.to_ascii_lowercase())
             } else {
                 name
             };
-            headers.set(n, pair(ctx, &name, value.into_js(ctx)?)?)?;
-        }
+            (name, value)
+        });
+        let headers = pairs(ctx, headers)?;
         let body = match self.body.filter(|b| !b.is_empty()) {
             None => Value::new_null(ctx.clone()),
             Some(text) if self.base64 == Some(true) => match STANDARD.decode(text.as_bytes()) {
@@ -298,18 +298,45 @@ impl<'a> Incoming<'a> {
     }
 }
 
-fn pair<'js>(ctx: &Ctx<'js>, name: &str, value: Value<'js>) -> Result<Array<'js>> {
-    let pair = Array::new(ctx.clone())?;
-    pair.set(0, name)?;
-    pair.set(1, value)?;
-    Ok(pair)
+/// `[[key, value], ...]` for JS.
+fn pairs<'js, 'a>(
+    ctx: &Ctx<'js>,
+    list: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
+) -> Result<Array<'js>> {
+    let mut out = Vec::new();
+    for (key, value) in list {
+        let pair = [key.into_js(ctx)?, value.into_js(ctx)?];
+        out.push(array_of(ctx, pair)?.into_value());
+    }
+    array_of(ctx, out)
 }
 
-/// `[[key, value], ...]` for JS.
-fn pairs<'js>(ctx: &Ctx<'js>, list: Vec<(Cow<'_, str>, Cow<'_, str>)>) -> Result<Array<'js>> {
-    let out = Array::new(ctx.clone())?;
-    for (n, (key, value)) in list.into_iter().enumerate() {
-        out.set(n, pair(ctx, &key, value.into_js(ctx)?)?)?;
+/// A JS array of `values`, made in one step (QuickJS' `JS_NewArrayFrom`): no property set per
+/// element and no regrowth, as `Array::set` would do.
+fn array_of<'js>(
+    ctx: &Ctx<'js>,
+    values: impl IntoIterator<Item = Value<'js>>,
+) -> Result<Array<'js>> {
+    // Each value's reference goes to the array: `as_raw` without the drop that would release it.
+    let raw: Vec<qjs::JSValue> = values
+        .into_iter()
+        .map(|value| {
+            let raw = value.as_raw();
+            std::mem::forget(value);
+            raw
+        })
+        .collect();
+    let len =
+        i32::try_from(raw.len()).map_err(|_| rquickjs::Error::new_from_js("list", "array"))?;
+    // SAFETY: the context is live; JS_NewArrayFrom takes over one reference to each of `len`
+    // values at `raw` (released above), and frees them itself when it fails.
+    let array = unsafe { qjs::JS_NewArrayFrom(ctx.as_raw().as_ptr(), len, raw.as_ptr()) };
+    // SAFETY: an owned value of this context's runtime.
+    let value = unsafe { Value::from_raw(ctx.clone(), array) };
+    if value.is_exception() {
+        return Err(rquickjs::Error::Exception);
     }
-    Ok(out)
+    value
+        .into_array()
+        .ok_or_else(|| rquickjs::Error::new_from_js("value", "array"))
 }

@@ -259,7 +259,7 @@ class Request {
 }
 tag(Request, "Request");
 
-let responseBody;
+let responseSource;
 let responseDefaultType;
 let responseFromNetwork;
 let responseHeaderList;
@@ -288,9 +288,12 @@ class Response {
 
   constructor(body = null, init = NO_INIT) {
     init = init || NO_INIT;
-    const status = init.status !== undefined ? Number(init.status) : 200;
-    if (!Number.isInteger(status) || status < 200 || status > 599) {
-      throw new RangeError(`Response: the status ${init.status} is not in the range 200 to 599`);
+    let status = 200;
+    if (init.status !== undefined) {
+      status = Number(init.status);
+      if (!Number.isInteger(status) || status < 200 || status > 599) {
+        throw new RangeError(`Response: the status ${init.status} is not in the range 200 to 599`);
+      }
     }
     this.#status = status;
     const statusText = init.statusText !== undefined ? String(init.statusText) : "";
@@ -305,11 +308,19 @@ class Response {
     if (source !== null && (status === 101 || status === 103 || status === 204 || status === 205 || status === 304)) {
       throw new TypeError(`Response: a response with status ${status} cannot have a body`);
     }
-    this.#body = new BodyState(source);
+    // The body's state is made on first use (see #ownBody): here, only its source.
+    this.#body = source;
     if (type && (this.#headers === null || pairIndex(headersList(this.#headers), "content-type") < 0)) {
       if (this.#headers !== null) headersAppendTrusted(this.#headers, "content-type", type);
       this.#impliedType = type;
     }
+  }
+
+  // Most responses are returned and sent without their body being looked at: its state is
+  // only made when something reads it.
+  #ownBody() {
+    const body = this.#body;
+    return body instanceof BodyState ? body : (this.#body = new BodyState(body));
   }
 
   // The Headers object, made on first use from the implied Content-Type.
@@ -322,7 +333,14 @@ class Response {
   }
 
   static {
-    responseBody = (response) => response.#body;
+    // The body to send: its source (null, a string, bytes or a stream). Throws when the worker
+    // already read it.
+    responseSource = (response) => {
+      const body = response.#body;
+      if (!(body instanceof BodyState)) return body;
+      if (body.isUsed()) throw new TypeError("the body of the returned Response has already been read");
+      return body.source;
+    };
     // A response fetch() received, from the host's answer (see src/host.rs `http_send`).
     responseFromNetwork = ({ status, headers, body, url, redirected }) => {
       // `redirect: "manual"` answers the 3xx itself; 1xx and 6xx are no final answer.
@@ -402,41 +420,41 @@ class Response {
   }
 
   get body() {
-    return this.#body.getStream();
+    return this.#ownBody().getStream();
   }
 
   get bodyUsed() {
-    return this.#body.isUsed();
+    return this.#ownBody().isUsed();
   }
 
   text() {
-    return this.#body.text();
+    return this.#ownBody().text();
   }
 
   json() {
-    return this.#body.json();
+    return this.#ownBody().json();
   }
 
   arrayBuffer() {
-    return this.#body.arrayBuffer();
+    return this.#ownBody().arrayBuffer();
   }
 
   bytes() {
-    return this.#body.bytes();
+    return this.#ownBody().bytes();
   }
 
   blob() {
-    return this.#body.blob(this.#headerObject().get("content-type"));
+    return this.#ownBody().blob(this.#headerObject().get("content-type"));
   }
 
   formData() {
-    return this.#body.formData(this.#headerObject().get("content-type"));
+    return this.#ownBody().formData(this.#headerObject().get("content-type"));
   }
 
   clone() {
     const copy = new Response(null, { status: this.#status === 0 ? 200 : this.#status, statusText: this.#statusText, headers: this.#headerObject() });
     copy.#status = this.#status;
-    copy.#body = this.#body.clone();
+    copy.#body = this.#ownBody().clone();
     copy.#origin = this.#origin;
     copy.#impliedType = this.#impliedType;
     return copy;

@@ -13,6 +13,10 @@ let kvState = Object.create(null);
 let kvDeleted = new Set();
 // Whether this request was told that KV.put's options are ignored.
 let kvOptionsWarned = false;
+// The namespace is empty and nothing could have changed it since it was set: a request with
+// an empty namespace then neither builds a new one nor lists it for the output.
+let kvEmptyAndUntouched = false;
+const NO_KV_PAIRS = Object.freeze([]);
 
 function kvDelete(key) {
   if (Object.prototype.hasOwnProperty.call(kvState, key)) {
@@ -22,6 +26,7 @@ function kvDelete(key) {
 }
 
 function kvSet(key, value) {
+  kvEmptyAndUntouched = false;
   kvState[key] = value;
   kvDeleted.delete(key);
 }
@@ -29,6 +34,7 @@ function kvSet(key, value) {
 // The namespace for the output as [key, value] pairs: every key with its value, deleted
 // ones with null.
 function kvForOutput() {
+  if (kvEmptyAndUntouched) return NO_KV_PAIRS;
   const out = [];
   if (kvDeleted.size) for (const key of kvDeleted) out.push([key, null]);
   for (const key in kvState) out.push([key, kvState[key]]);
@@ -70,6 +76,8 @@ const Cache = {
     kvDelete(String(key));
   },
   get state() {
+    // The worker may change the object itself.
+    kvEmptyAndUntouched = false;
     return kvState;
   },
 };
@@ -144,8 +152,10 @@ Object.defineProperty(KV, Symbol.toStringTag, { value: "KVNamespace" });
 
 // The request's namespace, as [[key, value], ...] (see src/request.rs).
 function setKvPairs(pairs) {
-  kvState = Object.create(null);
   kvOptionsWarned = false;
+  if (pairs.length === 0 && kvEmptyAndUntouched) return;
+  kvState = Object.create(null);
   if (kvDeleted.size !== 0) kvDeleted = new Set();
   for (let i = 0; i < pairs.length; i++) kvState[pairs[i][0]] = pairs[i][1];
+  kvEmptyAndUntouched = pairs.length === 0;
 }

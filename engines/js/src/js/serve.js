@@ -212,9 +212,7 @@ function outputOf(response) {
   if (!(response instanceof Response)) {
     throw new TypeError(`the fetch handler must return a Response (or a promise of one), not ${describeValue(response)}`);
   }
-  const body = responseBody(response);
-  if (body.isUsed()) throw new TypeError("the body of the returned Response has already been read");
-  const source = body.source;
+  const source = responseSource(response);
   if (typeof source === "object" && source instanceof ReadableStream) {
     return readAllBytes(source).then((bytes) => outputWith(response, bytes, null));
   }
@@ -237,7 +235,8 @@ function outputWith(response, body, text) {
   if (body instanceof Uint8Array && body.byteLength !== 0 && pairIndex(headers, "content-type") < 0) {
     headers = [...headers, ["content-type", "application/octet-stream"]];
   }
-  return { body, status: response.status === 0 ? 500 : response.status, headers };
+  const status = response.status;
+  return { body, status: status === 0 ? 500 : status, headers };
 }
 
 function succeed(output) {
@@ -353,13 +352,22 @@ internal.prepareSpares = function prepareSpares() {
 // still be attached later, as in `const p = work(); ...; await p`). Fed by QuickJS' rejection
 // tracker (see src/engine.rs).
 const unhandledRejections = new Map();
+// Whether any promise was rejected unhandled since the last report: most requests have none,
+// and a plain variable is cheaper to test than the map's size.
+let rejectionsSeen = false;
 
 internal.trackRejection = function trackRejection(promise, reason, handled) {
-  if (handled) unhandledRejections.delete(promise);
-  else unhandledRejections.set(promise, reason);
+  if (handled) {
+    unhandledRejections.delete(promise);
+  } else {
+    unhandledRejections.set(promise, reason);
+    rejectionsSeen = true;
+  }
 };
 
 function reportUnhandledRejections() {
+  if (!rejectionsSeen) return;
+  rejectionsSeen = false;
   if (unhandledRejections.size === 0) return;
   for (const reason of unhandledRejections.values()) host.writeErr("[error] Uncaught (in promise) " + describeError(reason));
   unhandledRejections.clear();
