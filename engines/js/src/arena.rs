@@ -35,6 +35,10 @@ pub const SIZE: usize = 1 << 20;
 /// the arena goes on serving smaller ones.
 const LARGE: usize = SIZE / 16;
 
+/// A wasm page of the host's memory reset (4 KiB): what a request writes is copied back a page at
+/// a time.
+const PAGE: usize = 4096;
+
 /// Alignment of every arena allocation: QuickJS' largest scalar is 8 bytes (a JSValue, a
 /// double), as are Rust's on wasm32; larger alignments go to malloc.
 const ALIGN: usize = 8;
@@ -113,11 +117,12 @@ pub fn reserve() {
         return;
     }
     // SAFETY: plain malloc; the block is never freed.
-    let start = unsafe { malloc(SIZE + ALIGN) } as usize;
+    let start = unsafe { malloc(SIZE + PAGE) } as usize;
     if start == 0 {
         return;
     }
-    let start = start.next_multiple_of(ALIGN);
+    // On a page boundary: a small request's blocks then fill one page, not the ends of two.
+    let start = start.next_multiple_of(PAGE);
     // malloc may have reused memory loading wrote (a freed parse buffer): `untouched` needs
     // zeros. Zero pages cost the snapshot nothing.
     // SAFETY: [start, start + SIZE) lies in the block.
@@ -140,6 +145,13 @@ pub fn begin(on_full: fn()) -> bool {
     a.heap_end
         .set(core::arch::wasm32::memory_size::<0>() * 65536);
     true
+}
+
+/// Stops serving from the arena until the next [`begin`] (loading used it for the first
+/// blocks a request fills in); what it handed out stays valid.
+pub fn pause() {
+    ARENA.heap_end.set(0);
+    ARENA.on_full.set(None);
 }
 
 /// Ends arena allocation for the rest of the request: a request that allocates this much is

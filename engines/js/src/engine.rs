@@ -119,14 +119,46 @@ impl Engine {
             // Last, so that nothing loading allocated lies past it.
             crate::arena::reserve();
         }
-        Ok(Engine {
+        let engine = Engine {
             runtime,
             context,
             internal,
             handle,
             worker_file,
             reuse: !fresh,
-        })
+        };
+        if fresh {
+            engine.prepare_spares()?;
+        }
+        Ok(engine)
+    }
+
+    /// Builds what every request builds first (the polyfills' `prepareSpares`) as the first
+    /// blocks of the request arena: the request that fills them in writes the page its own
+    /// blocks begin on anyway, where spares among the snapshot's objects would each add a page
+    /// for the host to copy back.
+    fn prepare_spares(&self) -> Result<(), String> {
+        self.begin_fresh();
+        let made = self.context.with(|ctx| {
+            let internal = self.internal.clone().restore(&ctx).map_err(|e| {
+                format!(
+                    "{}:1:1: Error: the polyfills are gone: {e}",
+                    self.worker_file
+                )
+            })?;
+            call(&internal, "prepareSpares", ()).map_err(|e| {
+                format_value(
+                    &ctx,
+                    Some(&internal),
+                    worker::caught(&ctx, e),
+                    &self.worker_file,
+                )
+            })
+        });
+        crate::arena::pause();
+        // SAFETY: the runtime is live and idle.
+        RUNTIME.with(|r| unsafe { JS_SetArenaBypass(r.get(), 0) });
+        made
     }
 
     /// Prepares a snapshot-fresh engine to serve many requests (reuse mode): garbage then has
@@ -325,8 +357,6 @@ fn load_in<'js>(
     if let Ok(path) = std::env::var(WARM_UP_VAR) {
         warm_up_worker(ctx, &internal, &path, worker_file);
     }
-    call(&internal, "prepareSpares", ())
-        .map_err(|e| format_value(ctx, Some(&internal), worker::caught(ctx, e), worker_file))?;
     // The warm-ups' output must not linger in the snapshot.
     host::take_output();
     // Whatever loading left unreachable should not be part of the snapshot.

@@ -60,7 +60,9 @@ fn main() {
         }
         engine.begin_fresh();
         let mut input = String::new();
-        if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        // Through `Take`: File's own read_to_string first asks the host for the file's size
+        // (fd_filestat_get), which a pipe does not have.
+        if let Err(e) = (&*raw_stdio(0)).take(u64::MAX).read_to_string(&mut input) {
             exit_with(&format!(
                 "{}: cannot read the request JSON from stdin: {e}",
                 worker_name()
@@ -122,9 +124,18 @@ fn serve_frames(engine: &mut Engine) {
     }
 }
 
+/// Stdin (0) or stdout (1) without std's buffer: a fresh instance reads one request and writes
+/// one output, whole, and a buffer would be one more block in the request's memory.
+fn raw_stdio(fd: std::os::fd::RawFd) -> std::mem::ManuallyDrop<std::fs::File> {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: fds 0 and 1 are open for the whole run; ManuallyDrop never closes them, and std's
+    // own handles are not used for the same stream in the same call.
+    std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
 /// Writes the output, after its frame header when it has one, and flushes.
 fn write_or_exit(output: &[u8], frame: Option<usize>) {
-    let mut out = std::io::stdout().lock();
+    let mut out = raw_stdio(1);
     let header = frame.map(|len| format!("{len}\n")).unwrap_or_default();
     if out
         .write_all(header.as_bytes())

@@ -119,9 +119,10 @@ class Request {
     // `headers` is the host's [[name, value], ...] list, made a Headers on first use; `source`
     // the body (a string, bytes or null), made a BodyState on first use.
     requestFromHost = (url, method, headers, source, params) => {
+      // The spare is unused while it has no URL. (Telling so by its own field, which is
+      // written anyway, spares the request a write to another page of memory.)
       let request = spareRequest;
-      if (request === null) request = new Request(trustedRequest, null);
-      else spareRequest = null;
+      if (request === null || request.#url !== undefined) request = new Request(trustedRequest, null);
       request.#url = url;
       request.#method = method;
       request.#headers = headers;

@@ -152,7 +152,7 @@ Object.defineProperty(KV, Symbol.toStringTag, { value: "KVNamespace" });
 
 // The request's namespace, as [[key, value], ...] (see src/request.rs).
 function setKvPairs(pairs) {
-  kvOptionsWarned = false;
+  if (kvOptionsWarned) kvOptionsWarned = false;
   if (pairs.length === 0 && kvEmptyAndUntouched) return;
   kvState = Object.create(null);
   if (kvDeleted.size !== 0) kvDeleted = new Set();

@@ -34,7 +34,6 @@ defineGlobal("removeEventListener", function removeEventListener(type, listener)
 });
 
 // The FetchEvent's private state, read by dispatch() without allocating.
-let fetchEventRequest;
 let fetchEventResponded;
 let fetchEventResponse;
 let fetchEventWaits;
@@ -55,7 +54,6 @@ class FetchEvent extends Event {
   }
 
   static {
-    fetchEventRequest = (event) => event.#request;
     fetchEventResponded = (event) => event.#response !== NOT_RESPONDED;
     fetchEventResponse = (event) => event.#response;
     fetchEventWaits = (event) => event.#waits;
@@ -172,19 +170,18 @@ function respondedWith(event) {
 // synchronously.
 function dispatch(request) {
   if (moduleHandler !== null) {
+    // The request that took the spare Request (the first one) takes the spare ctx too.
     let context = spareContext;
     let waits = spareWaits;
-    if (context === null) {
+    if (request !== spareRequest || context === null) {
       waits = [];
       context = new ExecutionContext(waits);
-    } else {
-      spareContext = null;
     }
     return [moduleHandler.fetch(request, env, context), waits];
   }
+  // The request that took the spare Request (the first one) takes the spare event too.
   let event = spareEvent;
-  if (event !== null && fetchEventRequest(event) === request) {
-    spareEvent = null;
+  if (request === spareRequest && event !== null) {
     stampEvent(event);
   } else {
     event = new FetchEvent("fetch", { request });
@@ -338,6 +335,9 @@ let spareEvent = null;
 let spareContext = null;
 let spareWaits = null;
 
+// Taking them writes no variable (a write to another page of memory, which the host then
+// copies back): the spare Request tells by its own URL whether a request filled it, and the
+// request that did takes the event or ctx too.
 internal.prepareSpares = function prepareSpares() {
   spareRequest = new Request(trustedRequest, null);
   if (moduleHandler !== null) {

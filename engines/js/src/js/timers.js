@@ -163,7 +163,9 @@ defineGlobal("structuredClone", function structuredClone(value, options) {
 defineGlobal("navigator", { userAgent: "wws", hardwareConcurrency: 1, language: "en-US", languages: ["en-US"] });
 
 // Called by `internal.handle` at the start of every request.
+// (Variables are only written when they change: a write dirties the memory page the variable
+// lies on, which the host then copies back after the request.)
 function beginRequest() {
-  timeOrigin = null;
+  if (timeOrigin !== null) timeOrigin = null;
   if (timerQueue.length !== 0) timerQueue = [];
 }
