@@ -203,8 +203,10 @@ function dispatch(request) {
 // Markup: a document, or a fragment that starts with a tag (`<h1>Title</h1>`, `<p>`).
 const HTML_MARKUP = /^\s*<(?:!doctype\s+html[\s>]|[a-z][a-z0-9-]*[\s/>])/i;
 
-// The output object for a Response (without `kv`): at once, or a promise when the body is a
-// stream that must be read first.
+// The output for a Response, `[body, status, headers]` (without `kv`): at once, or a promise
+// when the body is a stream that must be read first. (An array: an object literal would make
+// QuickJS build its shape again on every request, linking it into the runtime's shape table,
+// a page of memory the host then copies back.)
 function outputOf(response) {
   if (!(response instanceof Response)) {
     throw new TypeError(`the fetch handler must return a Response (or a promise of one), not ${describeValue(response)}`);
@@ -233,13 +235,13 @@ function outputWith(response, body, text) {
     headers = [...headers, ["content-type", "application/octet-stream"]];
   }
   const status = response.status;
-  return { body, status: status === 0 ? 500 : status, headers };
+  return [body, status === 0 ? 500 : status, headers];
 }
 
 function succeed(output) {
   reportUnhandledRejections();
   // The output JSON stays on the Rust side (see host.rs): a large body is not copied back.
-  host.outputJson(output.body, output.status, output.headers, kvForOutput());
+  host.outputJson(output[0], output[1], output[2], kvForOutput());
   return [0, ""];
 }
 
@@ -266,14 +268,14 @@ function complete(response, waits) {
   const output = outputOf(response);
   if (!(output instanceof Promise) && waits.length === 0) return succeed(output);
   return Promise.resolve(output).then((o) => {
-    if (waits.length > 0 && host.respondEarly(o.body, o.status, o.headers, kvForOutput())) {
+    if (waits.length > 0 && host.respondEarly(o[0], o[1], o[2], kvForOutput())) {
       return settleWaits(waits).then(() => succeed(TRAILER));
     }
     return settleWaits(waits).then(() => succeed(o));
   });
 }
 
-const TRAILER = Object.freeze({ body: null, status: 200, headers: [] });
+const TRAILER = Object.freeze([null, 200, Object.freeze([])]);
 
 // Serves one request (the request JSON's fields, see incomingRequest): [0, ""] once the
 // output is with the host or [1, error report], at once when the handler answered
