@@ -44,7 +44,7 @@ def subset(want, got, path="$"):
 def request_json(case):
     r = case.get("request", {})
     req = {
-        "url": "http://localhost:8080" + r.get("path", "/"),
+        "url": r.get("url", "http://localhost:8080" + r.get("path", "/")),
         "method": r.get("method", "GET"),
         "headers": {"host": "localhost:8080", **r.get("headers", {})},
         "body": r.get("body", ""),

@@ -221,6 +221,7 @@ impl Engine {
                 args.body,
                 args.kv,
                 args.params,
+                args.relative,
             );
             // An outcome at once when the handler answered synchronously, else a promise of it.
             let returned: Value = handle.call(call).map_err(fail)?;

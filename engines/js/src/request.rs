@@ -244,14 +244,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonText<'a> {
     }
 }
 
-/// The arguments of `internal.handle(url, method, headers, body, kv, params)`.
+/// The arguments of `internal.handle(url, method, headers, body, kv, params, relative)`.
+/// `kv` and `params` are undefined when empty (most requests: no array to make), `relative`
+/// is true when the URL has no scheme and the polyfills must resolve it.
 pub struct Args<'js> {
     pub url: Value<'js>,
     pub method: Value<'js>,
     pub headers: Array<'js>,
     pub body: Value<'js>,
-    pub kv: Array<'js>,
-    pub params: Array<'js>,
+    pub kv: Value<'js>,
+    pub params: Value<'js>,
+    pub relative: bool,
 }
 
 impl<'a> Incoming<'a> {
@@ -263,7 +266,9 @@ impl<'a> Incoming<'a> {
 
     /// Builds the JS values; a base64 body is decoded here.
     pub fn into_args<'js>(self, ctx: &Ctx<'js>) -> Result<std::result::Result<Args<'js>, String>> {
-        let url = self.url.as_deref().unwrap_or("/").into_js(ctx)?;
+        let url = self.url.as_deref().unwrap_or("/");
+        let relative = !has_scheme(url);
+        let url = url.into_js(ctx)?;
         let method = self
             .method
             .as_deref()
@@ -292,10 +297,34 @@ impl<'a> Incoming<'a> {
             method,
             headers,
             body,
-            kv: pairs(ctx, self.kv.0)?,
-            params: pairs(ctx, self.params.0)?,
+            kv: pairs_or_undefined(ctx, self.kv.0)?,
+            params: pairs_or_undefined(ctx, self.params.0)?,
+            relative,
         }))
     }
+}
+
+/// Whether `url` starts with a scheme (`^[A-Za-z][A-Za-z0-9+.-]*:`).
+fn has_scheme(url: &str) -> bool {
+    let bytes = url.as_bytes();
+    let Some(colon) = bytes.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    bytes[0].is_ascii_alphabetic()
+        && bytes[1..colon]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+}
+
+/// [`pairs`], or undefined for none.
+fn pairs_or_undefined<'js>(
+    ctx: &Ctx<'js>,
+    list: Vec<(Cow<'_, str>, Cow<'_, str>)>,
+) -> Result<Value<'js>> {
+    if list.is_empty() {
+        return Ok(Value::new_undefined(ctx.clone()));
+    }
+    Ok(pairs(ctx, list)?.into_value())
 }
 
 /// `[[key, value], ...]` for JS.

@@ -278,39 +278,48 @@ const TEXT_PLAIN_ONLY = Object.freeze([Object.freeze(["content-type", TEXT_PLAIN
 // `type`/`url`/`redirected` share one field, and the Headers object is only made when something
 // asks for it.
 class Response {
-  #status;
-  #statusText;
+  // Fields start with their defaults (an initialiser costs QuickJS less than declaring the
+  // field and assigning it); `new Response(text)` only sets the body and its implied type.
+  #status = 200;
+  #statusText = "";
   // A Headers, or null while the headers are just the implied Content-Type (or none).
-  #headers;
-  #body;
+  #headers = null;
+  #body = null;
   #origin = MADE_HERE;
   // The Content-Type the body implied, when the worker did not set one itself.
   #impliedType = null;
 
   constructor(body = null, init = NO_INIT) {
-    init = init || NO_INIT;
-    let status = 200;
-    if (init.status !== undefined) {
-      status = Number(init.status);
-      if (!Number.isInteger(status) || status < 200 || status > 599) {
-        throw new RangeError(`Response: the status ${init.status} is not in the range 200 to 599`);
+    if (init !== NO_INIT && init) {
+      if (init.status !== undefined) {
+        const status = Number(init.status);
+        if (!Number.isInteger(status) || status < 200 || status > 599) {
+          throw new RangeError(`Response: the status ${init.status} is not in the range 200 to 599`);
+        }
+        this.#status = status;
       }
+      if (init.statusText !== undefined) {
+        const statusText = String(init.statusText);
+        if (/[^\t\x20-\x7e\x80-\xff]/.test(statusText)) throw new TypeError("Response: the statusText contains invalid characters");
+        this.#statusText = statusText;
+      }
+      if (init.headers !== undefined) this.#headers = new Headers(init.headers);
     }
-    this.#status = status;
-    const statusText = init.statusText !== undefined ? String(init.statusText) : "";
-    if (statusText !== "" && /[^\t\x20-\x7e\x80-\xff]/.test(statusText)) throw new TypeError("Response: the statusText contains invalid characters");
-    this.#statusText = statusText;
-    this.#headers = init.headers === undefined ? null : new Headers(init.headers);
-    if (body instanceof String) body = String(body);
     // A string, the common case, without the object extractBody returns.
     let source = body;
     let type = TEXT_PLAIN;
-    if (typeof body !== "string") ({ source, type } = extractBody(body));
-    if (source !== null && (status === 101 || status === 103 || status === 204 || status === 205 || status === 304)) {
-      throw new TypeError(`Response: a response with status ${status} cannot have a body`);
+    if (typeof body !== "string") {
+      if (body instanceof String) source = String(body);
+      else ({ source, type } = extractBody(body));
     }
-    // The body's state is made on first use (see #ownBody): here, only its source.
-    this.#body = source;
+    if (source !== null) {
+      const status = this.#status;
+      if (status === 101 || status === 103 || status === 204 || status === 205 || status === 304) {
+        throw new TypeError(`Response: a response with status ${status} cannot have a body`);
+      }
+      // The body's state is made on first use (see #ownBody): here, only its source.
+      this.#body = source;
+    }
     if (type && (this.#headers === null || pairIndex(headersList(this.#headers), "content-type") < 0)) {
       if (this.#headers !== null) headersAppendTrusted(this.#headers, "content-type", type);
       this.#impliedType = type;

@@ -121,14 +121,13 @@ internal.finishInit = function finishInit() {
 };
 
 // The incoming Request, from the values src/request.rs made of the request JSON:
-// `headers` and `params` are [[name, value], ...] lists, `body` a string, bytes or null.
-function incomingRequest(url, method, headers, body, params) {
-  if (!url.startsWith("http://") && !url.startsWith("https://") && !/^[A-Za-z][A-Za-z0-9+\-.]*:/.test(url)) {
-    url = new URL(url, "http://localhost").href;
-  }
+// `headers` and `params` are [[name, value], ...] lists (`params` undefined when empty),
+// `body` a string, bytes or null; `relative` says the URL has no scheme.
+function incomingRequest(url, method, headers, body, params, relative) {
+  if (relative) url = new URL(url, "http://localhost").href;
   // A plain object (workers call params.hasOwnProperty), filled without the __proto__ setter.
   const paramsObject = {};
-  for (let i = 0; i < params.length; i++) {
+  if (params !== undefined) for (let i = 0; i < params.length; i++) {
     Object.defineProperty(paramsObject, params[i][0], { value: params[i][1], writable: true, enumerable: true, configurable: true });
   }
   return requestFromHost(url, method, headers, body, paramsObject);
@@ -226,12 +225,13 @@ function outputWith(response, body, text) {
   // body text/plain (and Hono's c.text() relies on that). Both hold: a string body whose type
   // the worker left to the default goes out as text/html only when it is HTML markup (it
   // starts with <!doctype html> or a tag such as <html>, <h1>, <p>), as text/plain otherwise.
-  if (text !== null && text !== "" && (text[0] === "<" || text.charCodeAt(0) <= 32) && responseDefaultType(response) && HTML_MARKUP.test(text)) {
+  const first = text === null ? NaN : text.charCodeAt(0);
+  if ((first === 60 /* < */ || first <= 32) && responseDefaultType(response) && HTML_MARKUP.test(text)) {
     headers = headers.map((pair) => (pair[0] === "content-type" ? [pair[0], "text/html;charset=UTF-8"] : pair));
   }
   // wws serves an output without a type as text/html (the original's default); bytes of an
   // unknown type must not be, or a worker echoing a client's bytes serves their HTML.
-  if (body instanceof Uint8Array && body.byteLength !== 0 && pairIndex(headers, "content-type") < 0) {
+  if (typeof body === "object" && body instanceof Uint8Array && body.byteLength !== 0 && pairIndex(headers, "content-type") < 0) {
     headers = [...headers, ["content-type", "application/octet-stream"]];
   }
   const status = response.status;
@@ -280,13 +280,13 @@ const TRAILER = Object.freeze([null, 200, Object.freeze([])]);
 // Serves one request (the request JSON's fields, see incomingRequest): [0, ""] once the
 // output is with the host or [1, error report], at once when the handler answered
 // synchronously, else a promise of it that never rejects.
-internal.handle = function handle(url, method, headers, body, kv, params) {
+internal.handle = function handle(url, method, headers, body, kv, params, relative) {
   beginRequest();
   let response;
   let waits;
   try {
-    setKvPairs(kv);
-    const dispatched = dispatch(incomingRequest(url, method, headers, body, params));
+    setKvPairs(kv === undefined ? NO_KV_PAIRS : kv);
+    const dispatched = dispatch(incomingRequest(url, method, headers, body, params, relative));
     response = dispatched[0];
     waits = dispatched[1];
     if (response instanceof Response) {
