@@ -385,10 +385,31 @@ fn top_level_logs_show_at_start_and_random_values_frozen_there_are_pointed_out()
         "fresh.js",
         "addEventListener('fetch', (e) => e.respondWith(new Response(crypto.randomUUID())));",
     );
+    // Math.random is seeded per request (on first use), also when loading used it.
+    p.file(
+        "math.js",
+        "const atLoad = Math.random();\n\
+         addEventListener('fetch', (e) => e.respondWith(new Response(String([atLoad, Math.random(), Math.random()]))));",
+    );
     let wws = Wws::start(p.path());
     // The same value for every request: computed once, while loading.
     assert_eq!(wws.get_text("/frozen", 200), wws.get_text("/frozen", 200));
     assert_ne!(wws.get_text("/fresh", 200), wws.get_text("/fresh", 200));
+    let answers: Vec<Vec<String>> = (0..3)
+        .map(|_| {
+            wws.get_text("/math", 200)
+                .split(',')
+                .map(String::from)
+                .collect()
+        })
+        .collect();
+    assert!(answers.iter().all(|a| a[0] == answers[0][0]), "{answers:?}");
+    let drawn: std::collections::BTreeSet<&String> = answers.iter().flat_map(|a| &a[1..]).collect();
+    assert_eq!(
+        drawn.len(),
+        6,
+        "Math.random repeated across requests: {answers:?}"
+    );
     let out = wws.output();
     let logged = |needle: &str| {
         out.lines()

@@ -19,8 +19,8 @@ thread_local! {
     static ORIGIN: Cell<Option<Instant>> = const { Cell::new(None) };
     /// The output JSON of the current request (see `output_json`).
     static OUTPUT: RefCell<Option<String>> = const { RefCell::new(None) };
-    /// xorshift128+ state behind `Math.random`.
-    static RANDOM: Cell<(u64, u64)> = const { Cell::new((0x9e37_79b9_7f4a_7c15, 0xbf58_476d_1ce4_e5b9)) };
+    /// xorshift128+ state behind `Math.random`; (0, 0) until seeded in this request.
+    static RANDOM: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
 /// The forgiving base64 of `atob`: padding optional, non-zero trailing bits allowed.
@@ -35,13 +35,20 @@ const FORGIVING: GeneralPurpose = GeneralPurpose::new(
 pub fn begin_request() {
     ORIGIN.with(|o| o.set(Some(Instant::now())));
     OUTPUT.with(|o| o.borrow_mut().take());
+    // Seeded on first use: most requests never call Math.random (a WASI call saved).
+    RANDOM.with(|r| r.set((0, 0)));
+}
+
+/// xorshift128+ state seeded from WASI random (a fixed seed if that fails).
+fn seed() -> (u64, u64) {
     let mut seed = [0u8; 16];
-    if getrandom::fill(&mut seed).is_ok() {
-        let a = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
-        let b = u64::from_le_bytes(seed[8..].try_into().unwrap_or_default());
-        // xorshift128+ must not start from all zeros.
-        RANDOM.with(|r| r.set((a | 1, b)));
+    if getrandom::fill(&mut seed).is_err() {
+        return (0x9e37_79b9_7f4a_7c15, 0xbf58_476d_1ce4_e5b9);
     }
+    let a = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
+    let b = u64::from_le_bytes(seed[8..].try_into().unwrap_or_default());
+    // xorshift128+ must not start from all zeros.
+    (a | 1, b)
 }
 
 /// Builds the `host` object handed to the polyfills.
@@ -107,7 +114,8 @@ fn now() -> f64 {
 
 fn math_random() -> f64 {
     RANDOM.with(|r| {
-        let (mut s1, s0) = r.get();
+        let state = r.get();
+        let (mut s1, s0) = if state == (0, 0) { seed() } else { state };
         s1 ^= s1 << 23;
         s1 ^= s1 >> 17;
         s1 ^= s0;
